@@ -1,0 +1,39 @@
+//! ferrax-core: dims and shapes as types, element types, the typed [`Tensor`] over the
+//! untyped [`Array`], primitives with their rules, tracing, PRNG and trees.
+
+#[macro_use]
+mod storage;
+
+pub mod array;
+pub mod broadcast;
+pub mod dim;
+pub mod dtype;
+pub mod error;
+mod format;
+pub mod ops;
+pub mod prim;
+pub mod random;
+pub mod shape;
+pub mod tensor;
+pub mod trace;
+pub mod tree;
+
+pub use array::{bind, bind1, AVal, Array, Device, HostView};
+pub use broadcast::{BroadcastWith, DimBroadcast};
+pub use dim::{Dim, Dyn, C};
+pub use dtype::{DType, Elem, Float, Int};
+pub use error::{Error, Result};
+pub use ferrax_macros::Tree;
+pub use half::{bf16, f16};
+pub use shape::{Shape, StaticShape};
+pub use storage::Storage;
+pub use tensor::Tensor;
+pub use tree::{Path, PathElem, Tree};
+
+/// Items named by code the ferrax macros generate (`::ferrax::__rt::...`). Not a public API.
+#[doc(hidden)]
+pub mod __rt {
+    pub use crate::array::Array;
+    pub use crate::error::{Error, Result};
+    pub use crate::tree::{Path, PathElem, Tree};
+}

@@ -1,0 +1,1 @@
+//! Typed ops: arith (being written).

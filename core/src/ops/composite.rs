@@ -1,0 +1,1 @@
+//! Typed ops: composite (being written).

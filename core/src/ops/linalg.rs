@@ -1,0 +1,1 @@
+//! Typed ops: linalg (being written).

@@ -1,0 +1,1 @@
+//! Typed ops: reduce (being written).

@@ -1,0 +1,1 @@
+//! Typed ops: shape_ops (being written).

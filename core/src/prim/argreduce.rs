@@ -1,0 +1,1 @@
+//! The `argreduce` primitive (being written).

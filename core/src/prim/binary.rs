@@ -1,0 +1,1 @@
+//! The `binary` primitive (being written).

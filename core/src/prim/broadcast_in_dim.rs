@@ -1,0 +1,1 @@
+//! The `broadcast_in_dim` primitive (being written).

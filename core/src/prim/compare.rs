@@ -1,0 +1,1 @@
+//! The `compare` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `concatenate` primitive (being written).

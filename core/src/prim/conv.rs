@@ -1,0 +1,1 @@
+//! The `conv` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `convert` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `cumulative` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `dynamic_update_slice` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `gather` primitive (being written).

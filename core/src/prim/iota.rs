@@ -1,0 +1,1 @@
+//! The `iota` primitive (being written).

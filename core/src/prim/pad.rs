@@ -1,0 +1,1 @@
+//! The `pad` primitive (being written).

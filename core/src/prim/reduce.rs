@@ -1,0 +1,1 @@
+//! The `reduce` primitive (being written).

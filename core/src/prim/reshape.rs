@@ -1,0 +1,1 @@
+//! The `reshape` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `rev` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `scatter_add` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `slice` primitive (being written).

@@ -1,0 +1,1 @@
+//! The `transpose` primitive (being written).

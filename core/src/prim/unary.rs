@@ -1,0 +1,1 @@
+//! The `unary` primitive (being written).

@@ -1,0 +1,1 @@
+//! ferrax-infer: NumPyro-style distributions, effect handlers, NUTS/HMC and SVI (filled in by [E8]).

@@ -1,0 +1,1 @@
+//! ferrax-nn: Flax-NNX-style modules, initializers, losses and metrics (filled in by [E7]).
