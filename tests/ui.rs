@@ -1,0 +1,9 @@
+//! Compile-fail UI tests: shape mistakes and macro misuse must be compile errors at the
+//! user's line with readable messages. Each case is `tests/ui/*.rs` with its `.stderr`.
+//! Regenerate the expected output with `TRYBUILD=overwrite cargo test --test ui`.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+}
