@@ -8,7 +8,7 @@
 //! ```
 
 pub use ferrax_checkpoint as checkpoint;
-pub use ferrax_core as core;
+pub use ferrax_macros::jit;
 pub use ferrax_core::*;
 pub use ferrax_infer as infer;
 pub use ferrax_nn as nn;
@@ -17,6 +17,8 @@ pub use ferrax_optim as optim;
 /// Everything a typical program needs: `use ferrax::prelude::*;`.
 pub mod prelude {
     pub use ferrax_core::{
-        shape, Array, DType, Device, Dim, Dyn, Elem, Error, Float, Shape, Tensor, Tree, C,
+        shape, Array, DType, Device, Dim, Dyn, Elem, Error, Float, Int, Shape, StaticShape,
+        Tensor, Tree, C,
     };
+    pub use ferrax_macros::jit;
 }

@@ -71,7 +71,6 @@ pub struct Tracer {
 }
 
 #[derive(Clone)]
-#[allow(dead_code)] // the tracer side is filled in by the staging engine
 pub(crate) enum Repr {
     Host(Arc<Storage>),
     Tracer(Tracer),
@@ -138,7 +137,6 @@ impl Array {
         let n = shape.iter().product();
         Array::from_storage(shape.to_vec(), Storage::full(dtype, n, x)).expect("sized")
     }
-    #[allow(dead_code)]
     pub(crate) fn from_tracer(aval: AVal, t: Tracer) -> Array {
         Array {
             aval,
@@ -279,7 +277,11 @@ pub fn bind(prim: Arc<dyn Primitive>, ins: &[&Array]) -> Result<Vec<Array>> {
             Repr::Tracer(_) => unreachable!("checked above"),
         })
         .collect();
+    let t0 = crate::profiler::is_active().then(std::time::Instant::now);
     let outs = prim.eval(&views, &out_avals)?;
+    if let Some(t0) = t0 {
+        crate::profiler::record_step(prim.name(), t0.elapsed());
+    }
     debug_assert_eq!(
         outs.len(),
         out_avals.len(),

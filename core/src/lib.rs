@@ -6,14 +6,20 @@ mod storage;
 
 pub mod array;
 pub mod broadcast;
+pub mod debug;
 pub mod dim;
 pub mod dtype;
+pub mod exec;
 pub mod error;
 mod format;
+pub mod ir;
+pub mod jit;
 pub mod ops;
 pub mod prim;
+pub mod profiler;
 pub mod random;
 pub mod shape;
+pub mod shape_axes;
 pub mod tensor;
 pub mod trace;
 pub mod tree;
@@ -34,6 +40,8 @@ pub use tree::{Path, PathElem, Tree};
 #[doc(hidden)]
 pub mod __rt {
     pub use crate::array::Array;
+    pub use crate::ir::Program;
+    pub use crate::jit::{write_back, JitArgs, JitCache, JitStats, StaticArg, Tracing};
     pub use crate::error::{Error, Result};
     pub use crate::tree::{Path, PathElem, Tree};
 }

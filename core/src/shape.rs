@@ -13,6 +13,8 @@ pub trait Shape:
     const RANK: usize;
     /// Element count when every dim is static, else `None`.
     const STATIC_NUMEL: Option<usize>;
+    /// The static size of each axis (`None` for a `Dyn` axis), usable in `const` checks.
+    const STATIC_DIMS: &'static [Option<usize>];
     /// The static size of each axis (`None` for a `Dyn` axis), outermost first.
     fn static_dims() -> Vec<Option<usize>>;
     /// The sizes of this shape value, outermost first.
@@ -52,6 +54,7 @@ pub fn type_shape_string<S: Shape>() -> String {
 impl Shape for () {
     const RANK: usize = 0;
     const STATIC_NUMEL: Option<usize> = Some(1);
+    const STATIC_DIMS: &'static [Option<usize>] = &[];
     fn static_dims() -> Vec<Option<usize>> {
         Vec::new()
     }
@@ -80,6 +83,7 @@ macro_rules! tuple_shape {
                 $(let n = mul_opt(n, $D::STATIC);)+
                 n
             };
+            const STATIC_DIMS: &'static [Option<usize>] = &[$($D::STATIC),+];
             fn static_dims() -> Vec<Option<usize>> {
                 vec![$($D::STATIC),+]
             }

@@ -4,9 +4,38 @@
 
 use proc_macro::TokenStream;
 
+mod jit;
+mod tree;
+
 /// Implements `Tree` for a struct: every field is a subtree unless marked `#[tree(static)]`.
+///
+/// Leaf paths use the field names (`l1.w`) or, for tuple structs, the field positions
+/// (`0.w`); a `Vec` of submodules adds the index (`layers.3.b`). A `#[tree(static)]` field
+/// holds plain data (a size, a flag, a config): it is cloned on rebuild and never visited,
+/// so its type needs `Clone` but not `Tree`. Generic structs get a `Tree` bound on each
+/// non-static field type that mentions a type parameter (`Vec<T>: Tree`), so shape and
+/// element parameters (`S: Shape`, `const N: usize`) need no extra bounds.
+///
+/// Enums and unions are rejected: a tree has one fixed set of leaves.
 #[proc_macro_derive(Tree, attributes(tree))]
 pub fn derive_tree(input: TokenStream) -> TokenStream {
-    let _ = input;
-    TokenStream::new()
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    tree::derive(input).into()
+}
+
+/// Stages a function: on the first call for a given key (generic parameters, leaf shapes and
+/// dtypes, static argument values, device) the body is traced into a program, optimized,
+/// compiled and cached; later calls run the cached executable.
+///
+/// Arguments that are trees (tensors, `#[derive(Tree)]` structs, tuples, `Vec`s of them) are
+/// traced leaf by leaf; scalars and strings are static (part of the key), and
+/// `#[jit(static_args(a, b))]` makes other arguments static (they must implement
+/// `StaticArg`). `&mut` tree arguments are threaded: their new values are written back after
+/// each call. Called inside another staged function, the body is inlined. With
+/// `FERRAX_DISABLE_JIT=1` (or inside `ferrax::jit::disable_jit`) the body runs eagerly.
+///
+/// Companions: `f::stats()` (cache counters) and `f::trace(args)` (the staged program).
+#[proc_macro_attribute]
+pub fn jit(attr: TokenStream, item: TokenStream) -> TokenStream {
+    jit::expand(attr.into(), item.into()).into()
 }

@@ -1,1 +1,346 @@
-//! The `binary` primitive (being written).
+//! The elementwise binary family: one [`Binary`] primitive parameterised by a [`BinaryOp`],
+//! over two operands of identical shape and dtype (implicit broadcasting is the composite
+//! [`binary_bcast`]). One registry ([`BinaryOp::ALL`] / [`BinaryOp::info`]) as for unary.
+//!
+//! Semantics worth knowing:
+//! - Integers wrap on overflow. Integer division truncates toward zero; division by zero
+//!   does not panic: `x / 0 = -1` (all bits set, so `u32::MAX` for u32) and `x % 0 = x`;
+//!   `MIN / -1 = MIN` and `MIN % -1 = 0`. These are the values XLA produces on CPU and GPU.
+//! - Float `rem` is C's `fmod` (result has the sign of the dividend), as `lax.rem`.
+//! - `max`/`min` propagate NaN (as `jnp.maximum`); on bool they are `or`/`and`.
+//! - `and`/`or`/`xor` are logical on bool and bitwise on integers.
+
+use crate::array::{bind1, AVal, Array, HostView};
+use crate::error::{Error, Result};
+use crate::prim::broadcast_in_dim::broadcast_pair;
+use crate::prim::unary::{half_binary, map2, Domain, IntElem};
+use crate::prim::Primitive;
+use crate::storage::Storage;
+
+/// Registry entry of a binary op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BinaryInfo {
+    /// Name in program text (`add`, `atan2`).
+    pub name: &'static str,
+    /// Accepted operand dtypes.
+    pub domain: Domain,
+}
+
+macro_rules! binary_registry {
+    ($($(#[$m:meta])* $op:ident = $name:literal, $dom:ident;)*) => {
+        /// An elementwise binary operation (the static parameter of [`Binary`]).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum BinaryOp {
+            $($(#[$m])* $op,)*
+        }
+        impl BinaryOp {
+            /// Every binary op, in registry order (drives the table-driven tests).
+            pub const ALL: &'static [BinaryOp] = &[$(BinaryOp::$op,)*];
+            /// The registry entry: name and accepted dtypes.
+            pub const fn info(self) -> BinaryInfo {
+                match self {
+                    $(BinaryOp::$op => BinaryInfo { name: $name, domain: Domain::$dom },)*
+                }
+            }
+        }
+    };
+}
+
+binary_registry! {
+    /// `a + b`.
+    Add = "add", Numeric;
+    /// `a - b`.
+    Sub = "sub", Numeric;
+    /// `a * b`.
+    Mul = "mul", Numeric;
+    /// `a / b` (truncating on integers).
+    Div = "div", Numeric;
+    /// Remainder with the sign of `a`.
+    Rem = "rem", Numeric;
+    /// `a ^ b` for floats.
+    Pow = "pow", Float;
+    /// Elementwise maximum (NaN-propagating).
+    Max = "max", Any;
+    /// Elementwise minimum (NaN-propagating).
+    Min = "min", Any;
+    /// `atan2(a, b)`: the angle of the point `(b, a)`.
+    Atan2 = "atan2", Float;
+    /// Logical / bitwise and.
+    And = "and", Logical;
+    /// Logical / bitwise or.
+    Or = "or", Logical;
+    /// Logical / bitwise xor.
+    Xor = "xor", Logical;
+}
+
+macro_rules! float_forms {
+    ($t:ty, $scalar:ident, $apply:ident) => {
+        /// The scalar form (bitwise ops have no float form and return NaN).
+        #[inline]
+        pub fn $scalar(self, a: $t, b: $t) -> $t {
+            use BinaryOp::*;
+            match self {
+                Add => a + b,
+                Sub => a - b,
+                Mul => a * b,
+                Div => a / b,
+                Rem => a % b,
+                Pow => a.powf(b),
+                Max => {
+                    if a.is_nan() | b.is_nan() {
+                        a + b
+                    } else if a > b {
+                        a
+                    } else {
+                        b
+                    }
+                }
+                Min => {
+                    if a.is_nan() | b.is_nan() {
+                        a + b
+                    } else if a < b {
+                        a
+                    } else {
+                        b
+                    }
+                }
+                Atan2 => a.atan2(b),
+                And | Or | Xor => <$t>::NAN,
+            }
+        }
+        /// The slice form: the op is chosen once, then a tight loop runs.
+        pub fn $apply(self, a: &[$t], b: &[$t], out: &mut [$t]) {
+            assert!(
+                a.len() == out.len() && b.len() == out.len(),
+                "binary slice form: length mismatch"
+            );
+            macro_rules! each {
+                ($f:expr) => {
+                    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                        *o = $f(x, y);
+                    }
+                };
+            }
+            use BinaryOp::*;
+            match self {
+                Add => each!(|x: $t, y: $t| x + y),
+                Sub => each!(|x: $t, y: $t| x - y),
+                Mul => each!(|x: $t, y: $t| x * y),
+                Div => each!(|x: $t, y: $t| x / y),
+                Max => each!(|x, y| Max.$scalar(x, y)),
+                Min => each!(|x, y| Min.$scalar(x, y)),
+                op => each!(|x, y| op.$scalar(x, y)),
+            }
+        }
+    };
+}
+
+impl BinaryOp {
+    /// The name in program text.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    float_forms!(f32, f32, apply_f32);
+    float_forms!(f64, f64, apply_f64);
+
+    /// The integer scalar form (see the module docs for division by zero).
+    #[inline]
+    pub fn int<T: IntElem>(self, a: T, b: T) -> T {
+        use BinaryOp::*;
+        match self {
+            Add => a.wadd(b),
+            Sub => a.wsub(b),
+            Mul => a.wmul(b),
+            Div => a.div_(b),
+            Rem => a.rem_(b),
+            Max => {
+                if a > b {
+                    a
+                } else {
+                    b
+                }
+            }
+            Min => {
+                if a < b {
+                    a
+                } else {
+                    b
+                }
+            }
+            And => a.and_(b),
+            Or => a.or_(b),
+            Xor => a.xor_(b),
+            Pow | Atan2 => unreachable!("{} is not defined on integers", self.name()),
+        }
+    }
+
+    /// The integer slice form.
+    pub fn apply_int<T: IntElem>(self, a: &[T], b: &[T], out: &mut [T]) {
+        assert!(
+            a.len() == out.len() && b.len() == out.len(),
+            "binary slice form: length mismatch"
+        );
+        macro_rules! each {
+            ($f:expr) => {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    *o = $f(x, y);
+                }
+            };
+        }
+        use BinaryOp::*;
+        match self {
+            Add => each!(T::wadd),
+            Sub => each!(T::wsub),
+            Mul => each!(T::wmul),
+            Div => each!(T::div_),
+            Rem => each!(T::rem_),
+            And => each!(T::and_),
+            Or => each!(T::or_),
+            Xor => each!(T::xor_),
+            op => each!(|x, y| op.int(x, y)),
+        }
+    }
+
+    /// The bool slice form (`and`, `or`, `xor`, `max` = or, `min` = and).
+    pub fn apply_bool(self, a: &[bool], b: &[bool], out: &mut [bool]) {
+        assert!(
+            a.len() == out.len() && b.len() == out.len(),
+            "binary slice form: length mismatch"
+        );
+        macro_rules! each {
+            ($f:expr) => {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    *o = $f(x, y);
+                }
+            };
+        }
+        use BinaryOp::*;
+        match self {
+            And | Min => each!(|x: bool, y: bool| x & y),
+            Or | Max => each!(|x: bool, y: bool| x | y),
+            Xor => each!(|x: bool, y: bool| x ^ y),
+            op => unreachable!("{} is not defined on bool", op.name()),
+        }
+    }
+}
+
+/// `binary[op](a, b)`: an elementwise binary op over operands of equal shape and dtype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Binary(pub BinaryOp);
+
+/// Shared shape/dtype rule of the two-operand elementwise primitives.
+pub(crate) fn check_same(op: &'static str, a: &AVal, b: &AVal) -> Result<()> {
+    if a.shape != b.shape {
+        return Err(Error::shape(
+            op,
+            format!(
+                "operand shapes differ: {:?} vs {:?} (the primitive needs equal shapes; \
+                 broadcast first, e.g. with the broadcasting variant)",
+                a.shape, b.shape
+            ),
+        ));
+    }
+    if a.dtype != b.dtype {
+        return Err(Error::dtype_mismatch(op, a.dtype, b.dtype));
+    }
+    Ok(())
+}
+
+impl Primitive for Binary {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
+        let info = self.0.info();
+        if ins.len() != 2 {
+            return Err(Error::invalid(
+                info.name,
+                format!("takes 2 operands, got {}", ins.len()),
+            ));
+        }
+        let (a, b) = (&ins[0], &ins[1]);
+        check_same(info.name, a, b)?;
+        if !info.domain.accepts(a.dtype) {
+            return Err(Error::dtype(
+                info.name,
+                format!(
+                    "operands of dtype {} are not supported; {} takes {}",
+                    a.dtype,
+                    info.name,
+                    info.domain.describe()
+                ),
+            ));
+        }
+        Ok(vec![a.clone()])
+    }
+    fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
+        let op = self.0;
+        let out = match (ins[0].data, ins[1].data) {
+            (Storage::F32(a), Storage::F32(b)) => {
+                Storage::F32(map2(a, b, |a, b, o| op.apply_f32(a, b, o)))
+            }
+            (Storage::F64(a), Storage::F64(b)) => {
+                Storage::F64(map2(a, b, |a, b, o| op.apply_f64(a, b, o)))
+            }
+            (Storage::BF16(a), Storage::BF16(b)) => Storage::BF16(map2(a, b, |a, b, o| {
+                half_binary(a, b, o, |a, b, o| op.apply_f32(a, b, o))
+            })),
+            (Storage::F16(a), Storage::F16(b)) => Storage::F16(map2(a, b, |a, b, o| {
+                half_binary(a, b, o, |a, b, o| op.apply_f32(a, b, o))
+            })),
+            (Storage::I32(a), Storage::I32(b)) => {
+                Storage::I32(map2(a, b, |a, b, o| op.apply_int(a, b, o)))
+            }
+            (Storage::I64(a), Storage::I64(b)) => {
+                Storage::I64(map2(a, b, |a, b, o| op.apply_int(a, b, o)))
+            }
+            (Storage::U32(a), Storage::U32(b)) => {
+                Storage::U32(map2(a, b, |a, b, o| op.apply_int(a, b, o)))
+            }
+            (Storage::Bool(a), Storage::Bool(b)) => {
+                Storage::Bool(map2(a, b, |a, b, o| op.apply_bool(a, b, o)))
+            }
+            (a, b) => return Err(Error::dtype_mismatch(op.name(), a.dtype(), b.dtype())),
+        };
+        Ok(vec![out])
+    }
+}
+
+/// Applies a binary op to two arrays of equal shape and dtype.
+pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
+    bind1(Binary(op), &[a, b])
+}
+
+/// Applies a binary op with numpy broadcasting (a composite: `broadcast_in_dim` then the
+/// primitive). Dtypes must still agree.
+pub fn binary_bcast(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
+    if a.dtype() != b.dtype() {
+        return Err(Error::dtype_mismatch(op.name(), a.dtype(), b.dtype()));
+    }
+    let (a, b) = broadcast_pair(op.name(), a, b)?;
+    binary(op, &a, &b)
+}
+
+/// Applies a binary op between an array and a constant (converted to the array's dtype),
+/// broadcasting the constant.
+pub fn binary_scalar(op: BinaryOp, a: &Array, c: f64) -> Result<Array> {
+    let c = Array::full(&[], a.dtype(), c);
+    binary_bcast(op, a, &c)
+}
+
+macro_rules! lax_binary {
+    ($($fn_name:ident => $op:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("The `", stringify!($fn_name), "` elementwise op on two arrays of equal shape and dtype (see [`BinaryOp::", stringify!($op), "`]).")]
+            pub fn $fn_name(a: &Array, b: &Array) -> Result<Array> {
+                binary(BinaryOp::$op, a, b)
+            }
+        )*
+    };
+}
+
+lax_binary!(
+    add => Add, sub => Sub, mul => Mul, div => Div, rem => Rem, pow => Pow, max => Max,
+    min => Min, atan2 => Atan2, and => And, or => Or, xor => Xor,
+);

@@ -66,6 +66,9 @@ impl Primitive for BroadcastInDim {
         });
         Ok(vec![out])
     }
+    fn broadcast_pattern(&self) -> Option<(&[usize], &[usize])> {
+        Some((&self.shape, &self.dims))
+    }
 }
 
 /// Helper: element type → storage, used by kernels generic over `T`.
@@ -179,5 +182,12 @@ pub fn broadcast_pair(op: &'static str, a: &Array, b: &Array) -> Result<(Array, 
         return Ok((a.clone(), b.clone()));
     }
     let s = broadcast_shapes(op, a.shape(), b.shape())?;
-    Ok((broadcast_to(a, &s)?, broadcast_to(b, &s)?))
+    // A constant meeting a tracer is broadcast inside the trace, where fusion reads it
+    // through an index map, instead of being materialized at full size while tracing.
+    let (a, b) = match (a.is_tracer(), b.is_tracer()) {
+        (true, false) => (a.clone(), crate::trace::lift_concrete(b)?),
+        (false, true) => (crate::trace::lift_concrete(a)?, b.clone()),
+        _ => (a.clone(), b.clone()),
+    };
+    Ok((broadcast_to(&a, &s)?, broadcast_to(&b, &s)?))
 }

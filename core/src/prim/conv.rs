@@ -1,1 +1,304 @@
-//! The `conv` primitive (being written).
+//! The `conv_general_dilated` primitive in channels-last layout: input `[N, S.., C]`,
+//! kernel `[K.., C/groups, O]`, output `[N, O.., O]` (JAX's `('NHWC', 'HWIO', 'NHWC')`),
+//! for any number of spatial dims, with strides, explicit padding, input (lhs) dilation —
+//! what transposed convolutions and gradients need — kernel (rhs) dilation and feature
+//! groups. The host kernel is im2col + gemm ([`ferrax_cpu::conv`]). `conv2d` and the
+//! [`Padding`] rules (SAME computed like JAX) are composites over it.
+
+use crate::array::{bind1, AVal, Array, HostView};
+use crate::error::{Error, Result};
+use crate::prim::Primitive;
+use crate::storage::Storage;
+use ferrax_cpu::{ConvGeom, MatMut, MatRef};
+use half::{bf16, f16};
+
+/// `conv_general_dilated[...](lhs, rhs)`; every per-dim list has one entry per spatial dim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConvGeneralDilated {
+    /// Window strides.
+    pub window_strides: Vec<usize>,
+    /// `(low, high)` padding of the (dilated) input; negative values crop.
+    pub padding: Vec<(i64, i64)>,
+    /// Input dilation (1 = none): `l - 1` zeros between input elements.
+    pub lhs_dilation: Vec<usize>,
+    /// Kernel dilation (1 = none): `r - 1` holes between kernel taps.
+    pub rhs_dilation: Vec<usize>,
+    /// Number of feature groups (1 = dense; `C` = depthwise).
+    pub feature_group_count: usize,
+}
+
+impl ConvGeneralDilated {
+    fn geom(&self, x: &[usize], w: &[usize]) -> ConvGeom {
+        let d = x.len() - 2;
+        ConvGeom {
+            batch: x[0],
+            in_spatial: x[1..=d].to_vec(),
+            in_channels: x[d + 1],
+            kernel: w[..d].to_vec(),
+            out_channels: w[d + 1],
+            strides: self.window_strides.clone(),
+            padding: self.padding.clone(),
+            lhs_dilation: self.lhs_dilation.clone(),
+            rhs_dilation: self.rhs_dilation.clone(),
+            groups: self.feature_group_count,
+        }
+    }
+}
+
+impl Primitive for ConvGeneralDilated {
+    fn name(&self) -> &'static str {
+        "conv_general_dilated"
+    }
+    fn params(&self) -> String {
+        format!(
+            "window_strides={:?} padding={:?} lhs_dilation={:?} rhs_dilation={:?} feature_group_count={}",
+            self.window_strides, self.padding, self.lhs_dilation, self.rhs_dilation, self.feature_group_count
+        )
+    }
+    fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
+        const OP: &str = "conv_general_dilated";
+        let (x, w) = (&ins[0], &ins[1]);
+        if x.dtype != w.dtype {
+            return Err(Error::dtype_mismatch(OP, x.dtype, w.dtype));
+        }
+        let d = self.window_strides.len();
+        let shapes = || format!("input {:?} (NHWC) and kernel {:?} (HWIO)", x.shape, w.shape);
+        if d == 0 || x.rank() != d + 2 || w.rank() != d + 2 {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{}: {d} spatial dims need rank-{} operands",
+                    shapes(),
+                    d + 2
+                ),
+            ));
+        }
+        if self.padding.len() != d || self.lhs_dilation.len() != d || self.rhs_dilation.len() != d {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "padding {:?}, lhs_dilation {:?} and rhs_dilation {:?} need {d} entries each",
+                    self.padding, self.lhs_dilation, self.rhs_dilation
+                ),
+            ));
+        }
+        let zero = |v: &[usize]| v.contains(&0);
+        if zero(&self.window_strides) || zero(&self.lhs_dilation) || zero(&self.rhs_dilation) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "strides {:?} and dilations {:?}/{:?} must be positive",
+                    self.window_strides, self.lhs_dilation, self.rhs_dilation
+                ),
+            ));
+        }
+        let g = self.feature_group_count;
+        let (c, ci, o) = (x.shape[d + 1], w.shape[d], w.shape[d + 1]);
+        if g == 0 || c % g != 0 || o % g != 0 {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{}: feature_group_count {g} must divide input channels {c} and output channels {o}",
+                    shapes()
+                ),
+            ));
+        }
+        if ci != c / g {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{}: kernel input channels {ci} must equal input channels {c} / groups {g}",
+                    shapes()
+                ),
+            ));
+        }
+        let out_sp = self
+            .geom(&x.shape, &w.shape)
+            .out_spatial()
+            .expect("checked positive");
+        let mut shape = vec![x.shape[0]];
+        shape.extend(out_sp);
+        shape.push(o);
+        Ok(vec![AVal::new(shape, x.dtype)])
+    }
+    fn eval(&self, ins: &[HostView<'_>], outs: &[AVal]) -> Result<Vec<Storage>> {
+        let (x, w) = (ins[0], ins[1]);
+        let g = self.geom(x.shape, w.shape);
+        let n = outs[0].numel();
+        let out = match (x.data, w.data) {
+            (Storage::F32(a), Storage::F32(b)) => Storage::F32(conv_float(a, b, &g, n)),
+            (Storage::F64(a), Storage::F64(b)) => Storage::F64(conv_float(a, b, &g, n)),
+            (Storage::BF16(a), Storage::BF16(b)) => {
+                let c = conv_float(&widen(a), &widen(b), &g, n);
+                Storage::BF16(c.into_iter().map(bf16::from_f32).collect())
+            }
+            (Storage::F16(a), Storage::F16(b)) => {
+                let c = conv_float(&widen(a), &widen(b), &g, n);
+                Storage::F16(c.into_iter().map(f16::from_f32).collect())
+            }
+            (Storage::I32(a), Storage::I32(b)) => Storage::I32(conv_naive(a, b, &g, n)),
+            (Storage::I64(a), Storage::I64(b)) => Storage::I64(conv_naive(a, b, &g, n)),
+            (Storage::U32(a), Storage::U32(b)) => Storage::U32(conv_naive(a, b, &g, n)),
+            (Storage::Bool(a), Storage::Bool(b)) => Storage::Bool(conv_naive(a, b, &g, n)),
+            _ => {
+                return Err(Error::dtype_mismatch(
+                    "conv_general_dilated",
+                    x.data.dtype(),
+                    w.data.dtype(),
+                ))
+            }
+        };
+        Ok(vec![out])
+    }
+}
+
+fn widen<T: Copy + Into<f32>>(v: &[T]) -> Vec<f32> {
+    v.iter().map(|&x| x.into()).collect()
+}
+
+fn conv_float<T: ferrax_cpu::GemmElem>(x: &[T], w: &[T], g: &ConvGeom, n: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; n];
+    ferrax_cpu::conv(x, w, g, &mut out);
+    out
+}
+
+fn conv_naive<T: ferrax_cpu::NaiveElem>(x: &[T], w: &[T], g: &ConvGeom, n: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; n];
+    let mm =
+        |m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>| {
+            ferrax_cpu::gemm_naive(m, k, n, a, b, c)
+        };
+    ferrax_cpu::conv_with(x, w, g, T::ZERO, &mut out, &mm);
+    out
+}
+
+/// How a convolution pads its input.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// Output size `ceil(in / stride)`, padding split as evenly as possible with the extra
+    /// element at the end (JAX's and TensorFlow's `SAME`).
+    Same,
+    /// No padding: only windows that fit.
+    Valid,
+    /// `(low, high)` per spatial dim; negative values crop.
+    Explicit(Vec<(i64, i64)>),
+}
+
+impl Padding {
+    /// The explicit `(low, high)` pairs for inputs `in_spatial`, windows `kernel`,
+    /// `strides` and kernel `dilation` (JAX's `padtype_to_pads` on the dilated window).
+    pub fn pads(
+        &self,
+        in_spatial: &[usize],
+        kernel: &[usize],
+        strides: &[usize],
+        dilation: &[usize],
+    ) -> Result<Vec<(i64, i64)>> {
+        let d = in_spatial.len();
+        match self {
+            Padding::Valid => Ok(vec![(0, 0); d]),
+            Padding::Explicit(p) => {
+                if p.len() != d {
+                    return Err(Error::invalid(
+                        "conv",
+                        format!("explicit padding {p:?} needs {d} (low, high) pairs"),
+                    ));
+                }
+                Ok(p.clone())
+            }
+            Padding::Same => {
+                if strides.contains(&0) || dilation.contains(&0) {
+                    return Err(Error::invalid(
+                        "conv",
+                        format!("strides {strides:?} and dilation {dilation:?} must be positive"),
+                    ));
+                }
+                Ok((0..d)
+                    .map(|i| {
+                        let (n, s) = (in_spatial[i] as i64, strides[i] as i64);
+                        let win = ((kernel[i] as i64 - 1) * dilation[i] as i64 + 1).max(0);
+                        let out = (n + s - 1) / s;
+                        let total = ((out - 1) * s + win - n).max(0);
+                        (total / 2, total - total / 2)
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// `conv_general_dilated` on arrays (`[N, S.., C]` input, `[K.., C/groups, O]` kernel).
+pub fn conv_general_dilated(
+    x: &Array,
+    w: &Array,
+    window_strides: &[usize],
+    padding: &[(i64, i64)],
+    lhs_dilation: &[usize],
+    rhs_dilation: &[usize],
+    feature_group_count: usize,
+) -> Result<Array> {
+    bind1(
+        ConvGeneralDilated {
+            window_strides: window_strides.to_vec(),
+            padding: padding.to_vec(),
+            lhs_dilation: lhs_dilation.to_vec(),
+            rhs_dilation: rhs_dilation.to_vec(),
+            feature_group_count,
+        },
+        &[x, w],
+    )
+}
+
+/// A convolution over any number of spatial dims with a [`Padding`] rule: `x` is
+/// `[N, S.., C]`, `w` is `[K.., C/groups, O]`.
+pub fn conv(
+    x: &Array,
+    w: &Array,
+    strides: &[usize],
+    padding: &Padding,
+    dilation: &[usize],
+    groups: usize,
+) -> Result<Array> {
+    let d = strides.len();
+    if x.rank() != d + 2 || w.rank() != d + 2 || dilation.len() != d {
+        return Err(Error::shape(
+            "conv",
+            format!(
+                "input {:?} and kernel {:?} must have rank {} for strides {strides:?} and dilation {dilation:?}",
+                x.shape(),
+                w.shape(),
+                d + 2
+            ),
+        ));
+    }
+    let pads = padding.pads(&x.shape()[1..=d], &w.shape()[..d], strides, dilation)?;
+    conv_general_dilated(x, w, strides, &pads, &vec![1; d], dilation, groups)
+}
+
+/// A 2-D convolution, NHWC input `[N, H, W, C]` and HWIO kernel `[KH, KW, C/groups, O]`.
+///
+/// ```
+/// use ferrax_core::{Array, prim::conv::{conv2d, Padding}};
+/// let x = Array::from_vec(vec![1, 3, 3, 1], (1..=9).map(|v| v as f32).collect()).unwrap();
+/// let w = Array::from_vec(vec![2, 2, 1, 1], vec![1f32; 4]).unwrap();
+/// let y = conv2d(&x, &w, (1, 1), &Padding::Valid, (1, 1), 1).unwrap();
+/// assert_eq!(y.shape(), &[1, 2, 2, 1]);
+/// assert_eq!(y.to_vec::<f32>().unwrap(), vec![12., 16., 24., 28.]);
+/// ```
+pub fn conv2d(
+    x: &Array,
+    w: &Array,
+    stride: (usize, usize),
+    padding: &Padding,
+    dilation: (usize, usize),
+    groups: usize,
+) -> Result<Array> {
+    conv(
+        x,
+        w,
+        &[stride.0, stride.1],
+        padding,
+        &[dilation.0, dilation.1],
+        groups,
+    )
+}

@@ -1,1 +1,401 @@
-//! The `dot_general` primitive (being written).
+//! The `dot_general` primitive (XLA's DotGeneral): contracts chosen axes of two operands,
+//! with shared batch axes. Output axes are the batch axes, then the lhs free axes, then the
+//! rhs free axes. Plain, transposed and batched matrix products are all strided views of
+//! it and go to [`ferrax_cpu::gemm_batched`] without copying; other layouts are first
+//! copied into `(batch, M, K)` / `(batch, K, N)` order. numpy's `matmul` is built on it.
+
+use crate::array::{bind1, AVal, Array, HostView};
+use crate::error::{Error, Result};
+use crate::prim::broadcast_in_dim::{broadcast_to, strided_gather};
+use crate::prim::{strides, Primitive};
+use crate::storage::Storage;
+use ferrax_cpu::{BatchRef, MatRef};
+use half::{bf16, f16};
+
+/// `dot_general[lhs_contract, rhs_contract, lhs_batch, rhs_batch](lhs, rhs)`:
+/// `lhs_contract[i]` pairs with `rhs_contract[i]`, `lhs_batch[i]` with `rhs_batch[i]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DotGeneral {
+    /// Contracted axes of the lhs.
+    pub lhs_contract: Vec<usize>,
+    /// Contracted axes of the rhs, paired with `lhs_contract`.
+    pub rhs_contract: Vec<usize>,
+    /// Batch axes of the lhs (they lead the output, in this order).
+    pub lhs_batch: Vec<usize>,
+    /// Batch axes of the rhs, paired with `lhs_batch`.
+    pub rhs_batch: Vec<usize>,
+}
+
+/// The axes of an operand split into groups: batch, free (ascending), contract.
+struct Groups {
+    batch: Vec<usize>,
+    free: Vec<usize>,
+    contract: Vec<usize>,
+}
+
+impl DotGeneral {
+    fn groups(&self, rank: usize, lhs: bool) -> Groups {
+        let (batch, contract) = if lhs {
+            (&self.lhs_batch, &self.lhs_contract)
+        } else {
+            (&self.rhs_batch, &self.rhs_contract)
+        };
+        let free = (0..rank)
+            .filter(|a| !batch.contains(a) && !contract.contains(a))
+            .collect();
+        Groups {
+            batch: batch.clone(),
+            free,
+            contract: contract.clone(),
+        }
+    }
+}
+
+fn check_axes(
+    op: &'static str,
+    side: &str,
+    shape: &[usize],
+    batch: &[usize],
+    contract: &[usize],
+) -> Result<()> {
+    let mut seen = vec![false; shape.len()];
+    for &a in batch.iter().chain(contract) {
+        if a >= shape.len() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "{side} axis {a} is out of range for {side} shape {shape:?} (batch {batch:?}, contract {contract:?})"
+                ),
+            ));
+        }
+        if seen[a] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "{side} axis {a} appears twice among batch {batch:?} and contract {contract:?} axes of shape {shape:?}"
+                ),
+            ));
+        }
+        seen[a] = true;
+    }
+    Ok(())
+}
+
+impl Primitive for DotGeneral {
+    fn name(&self) -> &'static str {
+        "dot_general"
+    }
+    fn params(&self) -> String {
+        format!(
+            "contract=({:?},{:?}) batch=({:?},{:?})",
+            self.lhs_contract, self.rhs_contract, self.lhs_batch, self.rhs_batch
+        )
+    }
+    fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
+        const OP: &str = "dot_general";
+        let (l, r) = (&ins[0], &ins[1]);
+        if l.dtype != r.dtype {
+            return Err(Error::dtype_mismatch(OP, l.dtype, r.dtype));
+        }
+        if self.lhs_contract.len() != self.rhs_contract.len()
+            || self.lhs_batch.len() != self.rhs_batch.len()
+        {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "lhs {:?} and rhs {:?}: contract axes {:?} vs {:?} and batch axes {:?} vs {:?} must pair up one to one",
+                    l.shape, r.shape, self.lhs_contract, self.rhs_contract, self.lhs_batch, self.rhs_batch
+                ),
+            ));
+        }
+        check_axes(OP, "lhs", &l.shape, &self.lhs_batch, &self.lhs_contract)?;
+        check_axes(OP, "rhs", &r.shape, &self.rhs_batch, &self.rhs_contract)?;
+        for (what, la, ra) in [
+            ("contracting", &self.lhs_contract, &self.rhs_contract),
+            ("batch", &self.lhs_batch, &self.rhs_batch),
+        ] {
+            for (&a, &b) in la.iter().zip(ra.iter()) {
+                if l.shape[a] != r.shape[b] {
+                    return Err(Error::shape(
+                        OP,
+                        format!(
+                            "{what} dims differ: lhs {:?} axis {a} has size {}, rhs {:?} axis {b} has size {}",
+                            l.shape, l.shape[a], r.shape, r.shape[b]
+                        ),
+                    ));
+                }
+            }
+        }
+        let lg = self.groups(l.rank(), true);
+        let rg = self.groups(r.rank(), false);
+        let shape: Vec<usize> = lg
+            .batch
+            .iter()
+            .chain(&lg.free)
+            .map(|&a| l.shape[a])
+            .chain(rg.free.iter().map(|&a| r.shape[a]))
+            .collect();
+        Ok(vec![AVal::new(shape, l.dtype)])
+    }
+    fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
+        let (l, r) = (ins[0], ins[1]);
+        let lg = self.groups(l.shape.len(), true);
+        let rg = self.groups(r.shape.len(), false);
+        let out = match (l.data, r.data) {
+            (Storage::F32(a), Storage::F32(b)) => {
+                Storage::F32(dot_float(a, l.shape, &lg, b, r.shape, &rg))
+            }
+            (Storage::F64(a), Storage::F64(b)) => {
+                Storage::F64(dot_float(a, l.shape, &lg, b, r.shape, &rg))
+            }
+            (Storage::BF16(a), Storage::BF16(b)) => {
+                let c = dot_float(&widen(a), l.shape, &lg, &widen(b), r.shape, &rg);
+                Storage::BF16(c.into_iter().map(bf16::from_f32).collect())
+            }
+            (Storage::F16(a), Storage::F16(b)) => {
+                let c = dot_float(&widen(a), l.shape, &lg, &widen(b), r.shape, &rg);
+                Storage::F16(c.into_iter().map(f16::from_f32).collect())
+            }
+            (Storage::I32(a), Storage::I32(b)) => {
+                Storage::I32(dot_naive(a, l.shape, &lg, b, r.shape, &rg))
+            }
+            (Storage::I64(a), Storage::I64(b)) => {
+                Storage::I64(dot_naive(a, l.shape, &lg, b, r.shape, &rg))
+            }
+            (Storage::U32(a), Storage::U32(b)) => {
+                Storage::U32(dot_naive(a, l.shape, &lg, b, r.shape, &rg))
+            }
+            (Storage::Bool(a), Storage::Bool(b)) => {
+                Storage::Bool(dot_naive(a, l.shape, &lg, b, r.shape, &rg))
+            }
+            _ => {
+                return Err(Error::dtype_mismatch(
+                    "dot_general",
+                    l.data.dtype(),
+                    r.data.dtype(),
+                ))
+            }
+        };
+        Ok(vec![out])
+    }
+}
+
+fn widen<T: Copy + Into<f32>>(v: &[T]) -> Vec<f32> {
+    v.iter().map(|&x| x.into()).collect()
+}
+
+/// Size and single stride of a group of axes of a row-major operand, if the group (in its
+/// order) is laid out like one axis: each axis's stride equals the next one's stride times
+/// its size. Size-1 axes never break this. An empty group is one axis of size 1.
+fn merged(shape: &[usize], st: &[usize], axes: &[usize]) -> Option<(usize, usize)> {
+    let real: Vec<usize> = axes.iter().copied().filter(|&a| shape[a] != 1).collect();
+    let size = axes.iter().map(|&a| shape[a]).product();
+    match real.last() {
+        None => Some((size, 0)),
+        Some(&last) => {
+            for w in real.windows(2) {
+                if st[w[0]] != st[w[1]] * shape[w[1]] {
+                    return None;
+                }
+            }
+            Some((size, st[last]))
+        }
+    }
+}
+
+/// An operand as `[batch, rows, cols]` strided matrices, copying it into that axis order
+/// only when the layout requires.
+struct Operand<'a, T: Clone> {
+    data: std::borrow::Cow<'a, [T]>,
+    sizes: [usize; 3],
+    strides: [usize; 3],
+}
+
+fn as_batched<'a, T: Copy>(
+    data: &'a [T],
+    shape: &[usize],
+    groups: [&[usize]; 3],
+) -> Operand<'a, T> {
+    let st = strides(shape);
+    let m = [
+        merged(shape, &st, groups[0]),
+        merged(shape, &st, groups[1]),
+        merged(shape, &st, groups[2]),
+    ];
+    if let [Some(b), Some(r), Some(c)] = m {
+        return Operand {
+            data: std::borrow::Cow::Borrowed(data),
+            sizes: [b.0, r.0, c.0],
+            strides: [b.1, r.1, c.1],
+        };
+    }
+    // Copy into [batch.., rows.., cols..] order, which merges trivially.
+    let order: Vec<usize> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+    let new_shape: Vec<usize> = order.iter().map(|&a| shape[a]).collect();
+    let in_strides: Vec<usize> = order.iter().map(|&a| st[a]).collect();
+    let v = strided_gather(data, &new_shape, &in_strides);
+    let sz = |g: &[usize]| g.iter().map(|&a| shape[a]).product::<usize>();
+    let (b, r, c) = (sz(groups[0]), sz(groups[1]), sz(groups[2]));
+    Operand {
+        data: std::borrow::Cow::Owned(v),
+        sizes: [b, r, c],
+        strides: [r * c, c, 1],
+    }
+}
+
+impl<T: Clone> Operand<'_, T> {
+    fn batch_ref(&self) -> BatchRef<'_, T> {
+        BatchRef {
+            mat: MatRef::new(&*self.data, 0, self.strides[1], self.strides[2]),
+            bs: self.strides[0],
+        }
+    }
+}
+
+type Prepared<'a, 'b, T> = (Operand<'a, T>, Operand<'b, T>, [usize; 4]);
+
+fn prepare<'a, 'b, T: Copy>(
+    a: &'a [T],
+    ashape: &[usize],
+    lg: &Groups,
+    b: &'b [T],
+    bshape: &[usize],
+    rg: &Groups,
+) -> Prepared<'a, 'b, T> {
+    let lo = as_batched(a, ashape, [&lg.batch, &lg.free, &lg.contract]);
+    let ro = as_batched(b, bshape, [&rg.batch, &rg.contract, &rg.free]);
+    let dims = [lo.sizes[0], lo.sizes[1], lo.sizes[2], ro.sizes[2]];
+    (lo, ro, dims)
+}
+
+fn dot_float<T: ferrax_cpu::GemmElem>(
+    a: &[T],
+    ashape: &[usize],
+    lg: &Groups,
+    b: &[T],
+    bshape: &[usize],
+    rg: &Groups,
+) -> Vec<T> {
+    let (lo, ro, [batch, m, k, n]) = prepare(a, ashape, lg, b, bshape, rg);
+    let mut c = vec![T::ZERO; batch * m * n];
+    ferrax_cpu::gemm_batched(batch, m, k, n, lo.batch_ref(), ro.batch_ref(), &mut c);
+    c
+}
+
+fn dot_naive<T: ferrax_cpu::NaiveElem>(
+    a: &[T],
+    ashape: &[usize],
+    lg: &Groups,
+    b: &[T],
+    bshape: &[usize],
+    rg: &Groups,
+) -> Vec<T> {
+    let (lo, ro, [batch, m, k, n]) = prepare(a, ashape, lg, b, bshape, rg);
+    let mut c = vec![T::ZERO; batch * m * n];
+    ferrax_cpu::gemm_naive_batched(batch, m, k, n, lo.batch_ref(), ro.batch_ref(), &mut c);
+    c
+}
+
+/// `dot_general` on arrays: contracts `lhs_contract` with `rhs_contract` and matches
+/// `lhs_batch` with `rhs_batch`. Output: batch dims, lhs free dims, rhs free dims.
+///
+/// ```
+/// use ferrax_core::{Array, prim::dot_general::dot_general};
+/// let a = Array::from_vec(vec![2, 3], vec![1f32, 2., 3., 4., 5., 6.]).unwrap();
+/// let b = Array::from_vec(vec![2, 3], vec![1f32, 0., 1., 0., 1., 0.]).unwrap();
+/// // a · bᵀ: contract axis 1 of both.
+/// let c = dot_general(&a, &b, &[1], &[1], &[], &[]).unwrap();
+/// assert_eq!(c.shape(), &[2, 2]);
+/// assert_eq!(c.to_vec::<f32>().unwrap(), vec![4., 2., 10., 5.]);
+/// ```
+pub fn dot_general(
+    lhs: &Array,
+    rhs: &Array,
+    lhs_contract: &[usize],
+    rhs_contract: &[usize],
+    lhs_batch: &[usize],
+    rhs_batch: &[usize],
+) -> Result<Array> {
+    bind1(
+        DotGeneral {
+            lhs_contract: lhs_contract.to_vec(),
+            rhs_contract: rhs_contract.to_vec(),
+            lhs_batch: lhs_batch.to_vec(),
+            rhs_batch: rhs_batch.to_vec(),
+        },
+        &[lhs, rhs],
+    )
+}
+
+/// numpy's `matmul`: 1-D operands are vectors (the contracted axis is dropped from the
+/// result), 2-D are matrices, and leading axes of higher-rank operands are batch axes that
+/// broadcast against each other. Errors name both shapes.
+///
+/// ```
+/// use ferrax_core::{Array, prim::dot_general::matmul};
+/// let a = Array::from_vec(vec![2, 1, 2], vec![1f64, 2., 3., 4.]).unwrap();
+/// let b = Array::from_vec(vec![3, 2, 1], vec![1f64, 1., 0., 1., 1., 0.]).unwrap();
+/// assert_eq!(matmul(&a, &b).unwrap().shape(), &[2, 3, 1, 1]);
+/// ```
+pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
+    const OP: &str = "matmul";
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra == 0 || rb == 0 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "operands must have at least one axis, got shapes {:?} and {:?}",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    let ka = a.shape()[ra - 1];
+    let kb = if rb == 1 {
+        b.shape()[0]
+    } else {
+        b.shape()[rb - 2]
+    };
+    if ka != kb {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "inner dims differ: {:?} · {:?} contracts {ka} with {kb}",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    if a.dtype() != b.dtype() {
+        return Err(Error::dtype_mismatch(OP, a.dtype(), b.dtype()));
+    }
+    // Vectors and a shared rank-2 operand need no batch axes: free axes carry them, and
+    // nothing is broadcast (copied).
+    if rb <= 2 {
+        return dot_general(a, b, &[ra - 1], &[0], &[], &[]);
+    }
+    if ra == 1 {
+        return dot_general(a, b, &[0], &[rb - 2], &[], &[]);
+    }
+    let bs_a = &a.shape()[..ra - 2];
+    let bs_b = &b.shape()[..rb - 2];
+    let batch = crate::prim::broadcast_in_dim::broadcast_shapes(OP, bs_a, bs_b).map_err(|_| {
+        Error::shape(
+            OP,
+            format!(
+                "batch dims of {:?} and {:?} do not broadcast",
+                a.shape(),
+                b.shape()
+            ),
+        )
+    })?;
+    let full = |x: &Array, r: usize| -> Result<Array> {
+        let mut s = batch.clone();
+        s.extend_from_slice(&x.shape()[r - 2..]);
+        broadcast_to(x, &s)
+    };
+    let (a2, b2) = (full(a, ra)?, full(b, rb)?);
+    let nb = batch.len();
+    let bd: Vec<usize> = (0..nb).collect();
+    dot_general(&a2, &b2, &[nb + 1], &[nb], &bd, &bd)
+}

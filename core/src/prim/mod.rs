@@ -23,6 +23,7 @@ pub mod dynamic_update_slice;
 pub mod gather;
 pub mod iota;
 pub mod pad;
+pub mod random;
 pub mod reduce;
 pub mod reshape;
 pub mod rev;
@@ -49,6 +50,38 @@ pub trait Primitive: fmt::Debug + Send + Sync + 'static {
     /// [`Primitive::abstract_eval`]) from contiguous row-major inputs. Must be deterministic
     /// and independent of the number of threads.
     fn eval(&self, ins: &[HostView<'_>], outs: &[AVal]) -> Result<Vec<Storage>>;
+    /// Programs nested in this primitive's params (control flow), for passes and the verifier.
+    fn sub_programs(&self) -> Vec<&crate::ir::Program> {
+        Vec::new()
+    }
+    /// Whether the primitive does something besides computing its outputs (printing), so
+    /// dead-code elimination and CSE must keep it.
+    fn has_side_effects(&self) -> bool {
+        false
+    }
+    /// The elementwise form used by fusion, if this primitive is elementwise: a pure function
+    /// of same-shaped operands applied position by position.
+    fn elementwise(&self) -> Option<&dyn Elementwise> {
+        None
+    }
+    /// For primitives that only replicate their single operand (broadcasts): the output
+    /// shape and, for each operand axis, the output axis it maps to. Fusion reads such
+    /// operands through an index map instead of materializing them.
+    fn broadcast_pattern(&self) -> Option<(&[usize], &[usize])> {
+        None
+    }
+}
+
+/// The scalar-loop form of an elementwise primitive. Fusion runs a region of these over
+/// cache-sized chunks, so intermediates never leave L1. Operands and result share one float
+/// dtype (f32 or f64); a kernel returns `false` if it cannot run on that dtype.
+pub trait Elementwise: Send + Sync {
+    /// Number of operands.
+    fn arity(&self) -> usize;
+    /// `out[i] = f(ins[0][i], ins[1][i], ...)` over f32 chunks of equal length.
+    fn apply_f32(&self, ins: &[&[f32]], out: &mut [f32]) -> bool;
+    /// The same over f64 chunks.
+    fn apply_f64(&self, ins: &[&[f64]], out: &mut [f64]) -> bool;
 }
 
 /// Row-major strides (in elements) of a shape.

@@ -1,1 +1,871 @@
-//! The `unary` primitive (being written).
+//! The elementwise unary family: one [`Unary`] primitive parameterised by a [`UnaryOp`], with
+//! one registry ([`UnaryOp::ALL`] / [`UnaryOp::info`]) holding each op's name, accepted
+//! dtypes and output dtype. Each op also has a scalar form ([`UnaryOp::f32`],
+//! [`UnaryOp::f64`]) and a slice form ([`UnaryOp::apply_f32`], [`UnaryOp::apply_f64`]) that
+//! kernel fusion reuses. Adding an op is one registry line plus its match arms here.
+//!
+//! Semantics worth knowing:
+//! - `round` rounds half to even (as `jnp.round`; `lax.round`'s default rounds away from 0).
+//! - `sign` of ±0 is ±0 and of NaN is NaN (as XLA); of an unsigned integer it is 0 or 1.
+//! - `neg`/`abs` on integers wrap: `abs(i32::MIN) == i32::MIN` (as XLA).
+//! - `not` is logical on bool and bitwise on integers.
+//! - `erf_inv(±1) = ±inf`; `lgamma` is `ln|Γ(x)|` (`+inf` at non-positive integers);
+//!   `digamma` is NaN at non-positive integers (as XLA).
+//! - bf16/f16 compute in f32 and round once.
+
+use crate::array::{bind1, AVal, Array, HostView};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::prim::Primitive;
+use crate::storage::Storage;
+use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
+
+/// Which operand dtypes an elementwise op accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Domain {
+    /// f32, f64, bf16, f16.
+    Float,
+    /// Floats and integers (not bool).
+    Numeric,
+    /// Integers and bool (bitwise / logical ops).
+    Logical,
+    /// Every dtype.
+    Any,
+}
+
+impl Domain {
+    /// Whether `dt` is accepted.
+    pub fn accepts(self, dt: DType) -> bool {
+        match self {
+            Domain::Float => dt.is_float(),
+            Domain::Numeric => dt.is_float() || dt.is_int(),
+            Domain::Logical => dt.is_int() || dt == DType::Bool,
+            Domain::Any => true,
+        }
+    }
+    /// Human-readable description for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Domain::Float => "floating-point operands (f32, f64, bf16, f16)",
+            Domain::Numeric => "numeric operands (floats or integers, not bool)",
+            Domain::Logical => "integer or bool operands",
+            Domain::Any => "operands of any dtype",
+        }
+    }
+}
+
+/// The output dtype of an elementwise op relative to its operand dtype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutDType {
+    /// Same as the operand.
+    Same,
+    /// Always bool (predicates).
+    Bool,
+}
+
+/// Registry entry of a unary op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UnaryInfo {
+    /// Name in program text (`exp`, `erf_inv`).
+    pub name: &'static str,
+    /// Accepted operand dtypes.
+    pub domain: Domain,
+    /// Output dtype rule.
+    pub out: OutDType,
+}
+
+macro_rules! unary_registry {
+    ($($(#[$m:meta])* $op:ident = $name:literal, $dom:ident, $out:ident;)*) => {
+        /// An elementwise unary operation (the static parameter of [`Unary`]).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum UnaryOp {
+            $($(#[$m])* $op,)*
+        }
+        impl UnaryOp {
+            /// Every unary op, in registry order (drives the table-driven tests).
+            pub const ALL: &'static [UnaryOp] = &[$(UnaryOp::$op,)*];
+            /// The registry entry: name, accepted dtypes, output dtype.
+            pub const fn info(self) -> UnaryInfo {
+                match self {
+                    $(UnaryOp::$op => UnaryInfo {
+                        name: $name,
+                        domain: Domain::$dom,
+                        out: OutDType::$out,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+unary_registry! {
+    /// `-x` (wrapping on integers).
+    Neg = "neg", Numeric, Same;
+    /// -1, 0 or 1 (±0 and NaN map to themselves).
+    Sign = "sign", Numeric, Same;
+    /// `|x|` (wrapping on signed integers).
+    Abs = "abs", Numeric, Same;
+    /// Round toward -inf.
+    Floor = "floor", Float, Same;
+    /// Round toward +inf.
+    Ceil = "ceil", Float, Same;
+    /// Round to nearest, ties to even.
+    Round = "round", Float, Same;
+    /// `e^x`.
+    Exp = "exp", Float, Same;
+    /// `e^x - 1`, accurate near 0.
+    Expm1 = "expm1", Float, Same;
+    /// Natural logarithm.
+    Log = "log", Float, Same;
+    /// `ln(1 + x)`, accurate near 0.
+    Log1p = "log1p", Float, Same;
+    /// Square root.
+    Sqrt = "sqrt", Float, Same;
+    /// `1 / sqrt(x)`.
+    Rsqrt = "rsqrt", Float, Same;
+    /// Cube root.
+    Cbrt = "cbrt", Float, Same;
+    /// Sine.
+    Sin = "sin", Float, Same;
+    /// Cosine.
+    Cos = "cos", Float, Same;
+    /// Tangent.
+    Tan = "tan", Float, Same;
+    /// Arcsine.
+    Asin = "asin", Float, Same;
+    /// Arccosine.
+    Acos = "acos", Float, Same;
+    /// Arctangent.
+    Atan = "atan", Float, Same;
+    /// Hyperbolic sine.
+    Sinh = "sinh", Float, Same;
+    /// Hyperbolic cosine.
+    Cosh = "cosh", Float, Same;
+    /// Hyperbolic tangent.
+    Tanh = "tanh", Float, Same;
+    /// Inverse hyperbolic sine.
+    Asinh = "asinh", Float, Same;
+    /// Inverse hyperbolic cosine.
+    Acosh = "acosh", Float, Same;
+    /// Inverse hyperbolic tangent.
+    Atanh = "atanh", Float, Same;
+    /// `1 / (1 + e^-x)` (sigmoid).
+    Logistic = "logistic", Float, Same;
+    /// The error function.
+    Erf = "erf", Float, Same;
+    /// `1 - erf(x)`, accurate for large x.
+    Erfc = "erfc", Float, Same;
+    /// Inverse of `erf` on (-1, 1).
+    ErfInv = "erf_inv", Float, Same;
+    /// `ln|Γ(x)|`.
+    Lgamma = "lgamma", Float, Same;
+    /// `Γ'(x)/Γ(x)`.
+    Digamma = "digamma", Float, Same;
+    /// Whether x is neither infinite nor NaN (bool output).
+    IsFinite = "is_finite", Float, Bool;
+    /// Logical not on bool, bitwise not on integers.
+    Not = "not", Logical, Same;
+}
+
+impl UnaryOp {
+    /// The name in program text.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// The scalar f64 form. Ops with a bool output return 1.0 / 0.0; `not` (no float form)
+    /// returns NaN.
+    #[inline]
+    pub fn f64(self, x: f64) -> f64 {
+        use UnaryOp::*;
+        match self {
+            Neg => -x,
+            Sign => sign_f64(x),
+            Abs => x.abs(),
+            Floor => x.floor(),
+            Ceil => x.ceil(),
+            Round => x.round_ties_even(),
+            Exp => x.exp(),
+            Expm1 => x.exp_m1(),
+            Log => x.ln(),
+            Log1p => x.ln_1p(),
+            Sqrt => x.sqrt(),
+            Rsqrt => 1.0 / x.sqrt(),
+            Cbrt => x.cbrt(),
+            Sin => x.sin(),
+            Cos => x.cos(),
+            Tan => x.tan(),
+            Asin => x.asin(),
+            Acos => x.acos(),
+            Atan => x.atan(),
+            Sinh => x.sinh(),
+            Cosh => x.cosh(),
+            Tanh => x.tanh(),
+            Asinh => x.asinh(),
+            Acosh => x.acosh(),
+            Atanh => x.atanh(),
+            Logistic => logistic_f64(x),
+            Erf => libm::erf(x),
+            Erfc => libm::erfc(x),
+            ErfInv => erf_inv_f64(x),
+            Lgamma => libm::lgamma(x),
+            Digamma => digamma_f64(x),
+            IsFinite => bool_f(x.is_finite()),
+            Not => f64::NAN,
+        }
+    }
+
+    /// The scalar f32 form (see [`UnaryOp::f64`] for the conventions).
+    #[inline]
+    pub fn f32(self, x: f32) -> f32 {
+        use UnaryOp::*;
+        match self {
+            Neg => -x,
+            Sign => sign_f32(x),
+            Abs => x.abs(),
+            Floor => x.floor(),
+            Ceil => x.ceil(),
+            Round => x.round_ties_even(),
+            Exp => exp_f32(x),
+            Expm1 => x.exp_m1(),
+            Log => x.ln(),
+            Log1p => x.ln_1p(),
+            Sqrt => x.sqrt(),
+            Rsqrt => 1.0 / x.sqrt(),
+            Cbrt => x.cbrt(),
+            Sin => x.sin(),
+            Cos => x.cos(),
+            Tan => x.tan(),
+            Asin => x.asin(),
+            Acos => x.acos(),
+            Atan => x.atan(),
+            Sinh => x.sinh(),
+            Cosh => x.cosh(),
+            Tanh => tanh_f32(x),
+            Asinh => x.asinh(),
+            Acosh => x.acosh(),
+            Atanh => x.atanh(),
+            Logistic => logistic_f32(x),
+            Erf => libm::erff(x),
+            Erfc => libm::erfcf(x),
+            // Computed in f64 and rounded once: these are rare ops and f64 is accurate.
+            ErfInv => erf_inv_f64(x as f64) as f32,
+            Lgamma => libm::lgammaf(x),
+            Digamma => digamma_f64(x as f64) as f32,
+            IsFinite => bool_f(x.is_finite()) as f32,
+            Not => f32::NAN,
+        }
+    }
+
+    /// The slice form over f32: the op is chosen once, then a tight loop runs (which LLVM
+    /// vectorizes for the branch-free ops: exp, tanh, logistic, arithmetic, rounding).
+    pub fn apply_f32(self, xs: &[f32], out: &mut [f32]) {
+        assert_eq!(xs.len(), out.len(), "apply_f32: length mismatch");
+        macro_rules! each {
+            ($f:expr) => {
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    *o = $f(x);
+                }
+            };
+        }
+        use UnaryOp::*;
+        match self {
+            Neg => each!(|x: f32| -x),
+            Abs => each!(|x: f32| x.abs()),
+            Sign => each!(sign_f32),
+            Floor => each!(|x: f32| x.floor()),
+            Ceil => each!(|x: f32| x.ceil()),
+            Round => each!(|x: f32| x.round_ties_even()),
+            Exp => each!(exp_f32),
+            Tanh => each!(tanh_f32),
+            Logistic => each!(logistic_f32),
+            Sqrt => each!(|x: f32| x.sqrt()),
+            Rsqrt => each!(|x: f32| 1.0 / x.sqrt()),
+            op => each!(|x| op.f32(x)),
+        }
+    }
+
+    /// The slice form over f64 (see [`UnaryOp::apply_f32`]).
+    pub fn apply_f64(self, xs: &[f64], out: &mut [f64]) {
+        assert_eq!(xs.len(), out.len(), "apply_f64: length mismatch");
+        macro_rules! each {
+            ($f:expr) => {
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    *o = $f(x);
+                }
+            };
+        }
+        use UnaryOp::*;
+        match self {
+            Neg => each!(|x: f64| -x),
+            Abs => each!(|x: f64| x.abs()),
+            Sign => each!(sign_f64),
+            Floor => each!(|x: f64| x.floor()),
+            Ceil => each!(|x: f64| x.ceil()),
+            Round => each!(|x: f64| x.round_ties_even()),
+            Sqrt => each!(|x: f64| x.sqrt()),
+            Rsqrt => each!(|x: f64| 1.0 / x.sqrt()),
+            op => each!(|x| op.f64(x)),
+        }
+    }
+
+    /// The slice form over integers (`neg`, `sign`, `abs`, `not`; the caller has checked
+    /// the domain).
+    pub fn apply_int<T: IntElem>(self, xs: &[T], out: &mut [T]) {
+        assert_eq!(xs.len(), out.len(), "apply_int: length mismatch");
+        macro_rules! each {
+            ($f:path) => {
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    *o = $f(x);
+                }
+            };
+        }
+        match self {
+            UnaryOp::Neg => each!(T::wrapping_neg_),
+            UnaryOp::Abs => each!(T::wrapping_abs_),
+            UnaryOp::Sign => each!(T::signum_),
+            UnaryOp::Not => each!(T::not_),
+            op => unreachable!("{} is not defined on integers", op.name()),
+        }
+    }
+}
+
+fn bool_f(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Integer element types and the wrapping operations the elementwise kernels need.
+pub trait IntElem: Copy + Send + Sync + Default + PartialOrd + 'static {
+    /// `-x`, wrapping.
+    fn wrapping_neg_(self) -> Self;
+    /// `|x|`, wrapping (`MIN` stays `MIN`).
+    fn wrapping_abs_(self) -> Self;
+    /// -1, 0 or 1.
+    fn signum_(self) -> Self;
+    /// Bitwise not.
+    fn not_(self) -> Self;
+    /// `a + b`, wrapping.
+    fn wadd(self, b: Self) -> Self;
+    /// `a - b`, wrapping.
+    fn wsub(self, b: Self) -> Self;
+    /// `a * b`, wrapping.
+    fn wmul(self, b: Self) -> Self;
+    /// `a / b` truncating; `x / 0 = -1` (all bits set), `MIN / -1 = MIN` (as XLA).
+    fn div_(self, b: Self) -> Self;
+    /// `a % b` with the sign of `a`; `x % 0 = x`, `MIN % -1 = 0` (as XLA).
+    fn rem_(self, b: Self) -> Self;
+    /// Bitwise and.
+    fn and_(self, b: Self) -> Self;
+    /// Bitwise or.
+    fn or_(self, b: Self) -> Self;
+    /// Bitwise xor.
+    fn xor_(self, b: Self) -> Self;
+}
+
+macro_rules! int_elem {
+    ($t:ty, $abs:expr, $sig:expr) => {
+        impl IntElem for $t {
+            #[inline(always)]
+            fn wrapping_neg_(self) -> Self {
+                self.wrapping_neg()
+            }
+            #[inline(always)]
+            #[allow(clippy::redundant_closure_call)]
+            fn wrapping_abs_(self) -> Self {
+                ($abs)(self)
+            }
+            #[inline(always)]
+            #[allow(clippy::redundant_closure_call)]
+            fn signum_(self) -> Self {
+                ($sig)(self)
+            }
+            #[inline(always)]
+            fn not_(self) -> Self {
+                !self
+            }
+            #[inline(always)]
+            fn wadd(self, b: Self) -> Self {
+                self.wrapping_add(b)
+            }
+            #[inline(always)]
+            fn wsub(self, b: Self) -> Self {
+                self.wrapping_sub(b)
+            }
+            #[inline(always)]
+            fn wmul(self, b: Self) -> Self {
+                self.wrapping_mul(b)
+            }
+            #[inline(always)]
+            fn div_(self, b: Self) -> Self {
+                if b == 0 {
+                    !0
+                } else {
+                    self.wrapping_div(b)
+                }
+            }
+            #[inline(always)]
+            fn rem_(self, b: Self) -> Self {
+                if b == 0 {
+                    self
+                } else {
+                    self.wrapping_rem(b)
+                }
+            }
+            #[inline(always)]
+            fn and_(self, b: Self) -> Self {
+                self & b
+            }
+            #[inline(always)]
+            fn or_(self, b: Self) -> Self {
+                self | b
+            }
+            #[inline(always)]
+            fn xor_(self, b: Self) -> Self {
+                self ^ b
+            }
+        }
+    };
+}
+int_elem!(i32, |x: i32| x.wrapping_abs(), |x: i32| x.signum());
+int_elem!(i64, |x: i64| x.wrapping_abs(), |x: i64| x.signum());
+int_elem!(u32, |x: u32| x, |x: u32| x.min(1));
+
+// ---------------------------------------------------------------------------------------
+// Scalar math. The f32 exp/tanh/logistic are branch-free (selects only) so that the slice
+// loops vectorize; they stay within ~2 ulp of the correctly rounded result.
+
+#[inline(always)]
+fn sign_f32(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
+    }
+}
+
+#[inline(always)]
+fn sign_f64(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
+    }
+}
+
+/// `e^x` in f32 without a libm call: Cody-Waite reduction `x = n ln2 + r`, a degree-6
+/// polynomial for `e^r` (Cephes `expf`, ≤ ~1.5 ulp), and `2^n` built from exponent bits in
+/// two halves so that subnormal results and overflow to `inf` come out right.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4; // 0.693359375: few bits, so n * LN2_HI is exact
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    // Clamping keeps NaN; past these bounds the result is 0 or inf anyway.
+    let x = x.clamp(-104.0, 100.0);
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let z = r * r;
+    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r
+        + 4.166_579_6e-2)
+        * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1)
+        * z
+        + r
+        + 1.0;
+    let n1 = ni >> 1;
+    let n2 = ni.wrapping_sub(n1);
+    let s1 = f32::from_bits((n1.wrapping_add(127) as u32) << 23);
+    let s2 = f32::from_bits((n2.wrapping_add(127) as u32) << 23);
+    p * s1 * s2
+}
+
+/// `tanh` in f32: an odd polynomial below |x| = 0.625 (Cephes `tanhf`), else
+/// `1 - 2 / (e^{2|x|} + 1)` with the sign of x. Both sides are computed and one selected,
+/// which keeps the loop branch-free.
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let z = x * x;
+    let small = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z
+        + 1.333_144_2e-1)
+        * z
+        - 3.333_328_2e-1)
+        * z
+        * x
+        + x;
+    let e = exp_f32(a + a);
+    let large = (1.0 - 2.0 / (e + 1.0)).copysign(x);
+    if a < 0.625 {
+        small
+    } else {
+        large
+    }
+}
+
+/// Logistic in f32 via `e = e^{-|x|}`: `1/(1+e)` for x ≥ 0 and `e/(1+e)` below, so tiny
+/// results keep their relative accuracy.
+#[inline(always)]
+pub fn logistic_f32(x: f32) -> f32 {
+    let e = exp_f32(-x.abs());
+    let r = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        r
+    } else {
+        e * r
+    }
+}
+
+/// Logistic in f64 (same formulation as [`logistic_f32`]).
+#[inline]
+pub fn logistic_f64(x: f64) -> f64 {
+    let e = (-x.abs()).exp();
+    let r = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        r
+    } else {
+        e * r
+    }
+}
+
+/// Inverse error function in f64: Giles' single-precision approximation ("Approximating
+/// the erfinv function", 2010) refined by two Halley steps on `erf(x) - y`, using
+/// `erfc(x) - (1 - y)` for |y| > 0.5 so the residual keeps its relative accuracy near ±1.
+pub fn erf_inv_f64(y: f64) -> f64 {
+    if y.is_nan() || y.abs() > 1.0 {
+        return f64::NAN;
+    }
+    if y.abs() == 1.0 {
+        return f64::INFINITY.copysign(y);
+    }
+    if y == 0.0 {
+        return y;
+    }
+    let w = -((1.0 - y) * (1.0 + y)).ln();
+    let mut x = if w < 5.0 {
+        let w = w - 2.5;
+        let mut p = 2.810_226_36e-08;
+        p = 3.432_739_39e-07 + p * w;
+        p = -3.523_387_7e-06 + p * w;
+        p = -4.391_506_54e-06 + p * w;
+        p = 0.000_218_580_87 + p * w;
+        p = -0.001_253_725_03 + p * w;
+        p = -0.004_177_681_64 + p * w;
+        p = 0.246_640_727 + p * w;
+        p = 1.501_409_41 + p * w;
+        p * y
+    } else {
+        let w = w.sqrt() - 3.0;
+        let mut p = -0.000_200_214_257;
+        p = 0.000_100_950_558 + p * w;
+        p = 0.001_349_343_22 + p * w;
+        p = -0.003_673_428_44 + p * w;
+        p = 0.005_739_507_73 + p * w;
+        p = -0.007_622_461_3 + p * w;
+        p = 0.009_438_870_47 + p * w;
+        p = 1.001_674_06 + p * w;
+        p = 2.832_976_82 + p * w;
+        p * y
+    };
+    let a = y.abs();
+    let two_over_sqrt_pi = std::f64::consts::FRAC_2_SQRT_PI;
+    for _ in 0..2 {
+        // Residual f = erf(x) - y in a form that does not cancel near |y| = 1.
+        let f = if a > 0.5 {
+            let s = y.signum();
+            // erf(x) - y = s * ((1 - |y|) - erfc(s x))
+            s * ((1.0 - a) - libm::erfc(s * x))
+        } else {
+            libm::erf(x) - y
+        };
+        let d = two_over_sqrt_pi * (-x * x).exp();
+        if d == 0.0 || !f.is_finite() {
+            break;
+        }
+        let u = f / d;
+        // Halley: erf'' = -2x erf'.
+        x -= u / (1.0 + x * u);
+    }
+    x
+}
+
+/// Digamma in f64: reflection for x < 0.5, the recurrence ψ(x) = ψ(x+1) - 1/x up to
+/// x ≥ 10, then the asymptotic series (error < 1e-17 there). NaN at non-positive integers.
+pub fn digamma_f64(x: f64) -> f64 {
+    if x.is_nan() || x == f64::NEG_INFINITY {
+        return f64::NAN;
+    }
+    if x == f64::INFINITY {
+        return x;
+    }
+    if x <= 0.0 && x == x.floor() {
+        return f64::NAN;
+    }
+    let mut x = x;
+    let mut acc = 0.0;
+    if x < 0.5 {
+        // ψ(x) = ψ(1 - x) - π / tan(π x); tan via the reduced argument for accuracy.
+        let pi = std::f64::consts::PI;
+        let r = x - x.round();
+        acc -= pi / (pi * r).tan();
+        x = 1.0 - x;
+    }
+    while x < 10.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    let z = 1.0 / (x * x);
+    // Bernoulli terms B_2k / (2k x^2k), k = 1..7.
+    let series = z
+        * (1.0 / 12.0
+            - z * (1.0 / 120.0
+                - z * (1.0 / 252.0
+                    - z * (1.0 / 240.0
+                        - z * (1.0 / 132.0 - z * (691.0 / 32760.0 - z / 12.0))))));
+    acc + x.ln() - 0.5 / x - series
+}
+
+// ---------------------------------------------------------------------------------------
+// Chunked maps shared by the elementwise kernels. Elementwise outputs do not depend on
+// how the work is split, so rayon's chunking keeps results deterministic; small inputs stay
+// on the calling thread.
+
+/// Inputs at least this large are split across threads.
+pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
+const CHUNK: usize = 1 << 13;
+
+/// Maps one slice into a new vector, `f` filling output chunks from input chunks.
+pub(crate) fn map1<A: Sync, B: Copy + Default + Send + Sync>(
+    xs: &[A],
+    f: impl Fn(&[A], &mut [B]) + Sync,
+) -> Vec<B> {
+    let mut out = vec![B::default(); xs.len()];
+    if xs.len() < PAR_THRESHOLD {
+        f(xs, &mut out);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(o, x)| f(x, o));
+    }
+    out
+}
+
+/// Maps two equal-length slices into a new vector.
+pub(crate) fn map2<A: Sync, B: Sync, O: Copy + Default + Send + Sync>(
+    xs: &[A],
+    ys: &[B],
+    f: impl Fn(&[A], &[B], &mut [O]) + Sync,
+) -> Vec<O> {
+    debug_assert_eq!(xs.len(), ys.len());
+    let mut out = vec![O::default(); xs.len()];
+    if xs.len() < PAR_THRESHOLD {
+        f(xs, ys, &mut out);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK).zip(ys.par_chunks(CHUNK)))
+            .for_each(|(o, (x, y))| f(x, y, o));
+    }
+    out
+}
+
+/// Maps three equal-length slices into a new vector.
+pub(crate) fn map3<A: Sync, B: Sync, C: Sync, O: Copy + Default + Send + Sync>(
+    xs: &[A],
+    ys: &[B],
+    zs: &[C],
+    f: impl Fn(&[A], &[B], &[C], &mut [O]) + Sync,
+) -> Vec<O> {
+    debug_assert!(xs.len() == ys.len() && ys.len() == zs.len());
+    let mut out = vec![O::default(); xs.len()];
+    if xs.len() < PAR_THRESHOLD {
+        f(xs, ys, zs, &mut out);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(
+                xs.par_chunks(CHUNK)
+                    .zip(ys.par_chunks(CHUNK).zip(zs.par_chunks(CHUNK))),
+            )
+            .for_each(|(o, (x, (y, z)))| f(x, y, z, o));
+    }
+    out
+}
+
+/// Size of the f32 staging buffers used to run a half-precision slice through an f32 form.
+const HALF_BLOCK: usize = 256;
+
+/// Runs an f32 slice form over bf16/f16 data: widen a block to f32, apply, round once.
+pub(crate) fn half_unary<H>(xs: &[H], out: &mut [H], f: impl Fn(&[f32], &mut [f32]))
+where
+    [H]: HalfFloatSliceExt,
+{
+    let mut a = [0f32; HALF_BLOCK];
+    let mut o = [0f32; HALF_BLOCK];
+    for (xc, oc) in xs.chunks(HALF_BLOCK).zip(out.chunks_mut(HALF_BLOCK)) {
+        let n = xc.len();
+        xc.convert_to_f32_slice(&mut a[..n]);
+        f(&a[..n], &mut o[..n]);
+        oc.convert_from_f32_slice(&o[..n]);
+    }
+}
+
+/// Widens a bf16/f16 slice to f32 block by block and hands the blocks to `f` (for ops
+/// whose output is not a half, e.g. predicates).
+pub(crate) fn half_widen<H, O>(xs: &[H], out: &mut [O], f: impl Fn(&[f32], &mut [O]))
+where
+    [H]: HalfFloatSliceExt,
+{
+    let mut a = [0f32; HALF_BLOCK];
+    for (xc, oc) in xs.chunks(HALF_BLOCK).zip(out.chunks_mut(HALF_BLOCK)) {
+        let n = xc.len();
+        xc.convert_to_f32_slice(&mut a[..n]);
+        f(&a[..n], oc);
+    }
+}
+
+/// Two-input version of [`half_unary`].
+pub(crate) fn half_binary<H>(
+    xs: &[H],
+    ys: &[H],
+    out: &mut [H],
+    f: impl Fn(&[f32], &[f32], &mut [f32]),
+) where
+    [H]: HalfFloatSliceExt,
+{
+    let mut a = [0f32; HALF_BLOCK];
+    let mut b = [0f32; HALF_BLOCK];
+    let mut o = [0f32; HALF_BLOCK];
+    for ((xc, yc), oc) in xs
+        .chunks(HALF_BLOCK)
+        .zip(ys.chunks(HALF_BLOCK))
+        .zip(out.chunks_mut(HALF_BLOCK))
+    {
+        let n = xc.len();
+        xc.convert_to_f32_slice(&mut a[..n]);
+        yc.convert_to_f32_slice(&mut b[..n]);
+        f(&a[..n], &b[..n], &mut o[..n]);
+        oc.convert_from_f32_slice(&o[..n]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The primitive.
+
+/// `unary[op](x)`: an elementwise unary op; output shape = input shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Unary(pub UnaryOp);
+
+impl Primitive for Unary {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
+        let info = self.0.info();
+        if ins.len() != 1 {
+            return Err(Error::invalid(
+                info.name,
+                format!("takes 1 operand, got {}", ins.len()),
+            ));
+        }
+        let x = &ins[0];
+        if !info.domain.accepts(x.dtype) {
+            return Err(Error::dtype(
+                info.name,
+                format!(
+                    "operand of dtype {} (shape {:?}) is not supported; {} takes {}",
+                    x.dtype,
+                    x.shape,
+                    info.name,
+                    info.domain.describe()
+                ),
+            ));
+        }
+        let dtype = match info.out {
+            OutDType::Same => x.dtype,
+            OutDType::Bool => DType::Bool,
+        };
+        Ok(vec![AVal::new(x.shape.clone(), dtype)])
+    }
+    fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
+        let op = self.0;
+        let out = match (ins[0].data, op.info().out) {
+            (Storage::F32(v), OutDType::Bool) => {
+                Storage::Bool(map1(v, |x, o| pred_f32(op, x, o)))
+            }
+            (Storage::F64(v), OutDType::Bool) => Storage::Bool(map1(v, |x, o| {
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o = op.f64(x) != 0.0;
+                }
+            })),
+            (Storage::BF16(v), OutDType::Bool) => Storage::Bool(map1(v, |x, o| {
+                half_widen(x, o, |x, o| pred_f32(op, x, o))
+            })),
+            (Storage::F16(v), OutDType::Bool) => Storage::Bool(map1(v, |x, o| {
+                half_widen(x, o, |x, o| pred_f32(op, x, o))
+            })),
+            (Storage::F32(v), _) => Storage::F32(map1(v, |x, o| op.apply_f32(x, o))),
+            (Storage::F64(v), _) => Storage::F64(map1(v, |x, o| op.apply_f64(x, o))),
+            (Storage::BF16(v), _) => Storage::BF16(map1(v, |x, o| {
+                half_unary(x, o, |x, o| op.apply_f32(x, o))
+            })),
+            (Storage::F16(v), _) => Storage::F16(map1(v, |x, o| {
+                half_unary(x, o, |x, o| op.apply_f32(x, o))
+            })),
+            (Storage::I32(v), _) => Storage::I32(map1(v, |x, o| op.apply_int(x, o))),
+            (Storage::I64(v), _) => Storage::I64(map1(v, |x, o| op.apply_int(x, o))),
+            (Storage::U32(v), _) => Storage::U32(map1(v, |x, o| op.apply_int(x, o))),
+            (Storage::Bool(v), _) => {
+                debug_assert_eq!(op, UnaryOp::Not);
+                Storage::Bool(map1(v, |x, o| {
+                    for (o, &x) in o.iter_mut().zip(x) {
+                        *o = !x;
+                    }
+                }))
+            }
+        };
+        Ok(vec![out])
+    }
+}
+
+fn pred_f32(op: UnaryOp, xs: &[f32], out: &mut [bool]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = op.f32(x) != 0.0;
+    }
+}
+
+/// Applies a unary op to an array.
+pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
+    bind1(Unary(op), &[x])
+}
+
+macro_rules! lax_unary {
+    ($($fn_name:ident => $op:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("The `", stringify!($fn_name), "` elementwise op on an array (see [`UnaryOp::", stringify!($op), "`]).")]
+            pub fn $fn_name(x: &Array) -> Result<Array> {
+                unary(UnaryOp::$op, x)
+            }
+        )*
+    };
+}
+
+lax_unary!(
+    neg => Neg, sign => Sign, abs => Abs, floor => Floor, ceil => Ceil, round => Round,
+    exp => Exp, expm1 => Expm1, log => Log, log1p => Log1p, sqrt => Sqrt, rsqrt => Rsqrt,
+    cbrt => Cbrt, sin => Sin, cos => Cos, tan => Tan, asin => Asin, acos => Acos,
+    atan => Atan, sinh => Sinh, cosh => Cosh, tanh => Tanh, asinh => Asinh, acosh => Acosh,
+    atanh => Atanh, logistic => Logistic, erf => Erf, erfc => Erfc, erf_inv => ErfInv,
+    lgamma => Lgamma, digamma => Digamma, is_finite => IsFinite, not => Not,
+);

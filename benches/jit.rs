@@ -1,0 +1,47 @@
+//! B2 (elementwise chain, eager vs `#[jit]` fused vs the copy ceiling) and B4-style call
+//! overhead of a cached tiny jitted function. See shared/design/BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ferrax::prelude::*;
+use std::hint::black_box;
+
+const N: usize = 1 << 24; // 16M f32
+
+#[jit]
+fn gelu_affine(x: &Tensor<(C<N>,)>) -> Tensor<(C<N>,)> {
+    (x * 1.25 - 0.5).gelu_tanh()
+}
+
+fn b2(c: &mut Criterion) {
+    let x = Tensor::<(C<N>,)>::from_vec((0..N).map(|i| ((i % 4001) as f32) * 1e-3 - 2.0).collect())
+        .unwrap();
+    let mut g = c.benchmark_group("B2_gelu_tanh_16M");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes((N * 8) as u64));
+    g.bench_function("eager", |b| b.iter(|| black_box((&x * 1.25 - 0.5).gelu_tanh())));
+    let _ = gelu_affine(&x);
+    g.bench_function("jit_fused", |b| b.iter(|| black_box(gelu_affine(&x))));
+    let src = x.to_vec().unwrap();
+    g.bench_function("copy_ceiling", |b| {
+        b.iter(|| {
+            let v: Vec<f32> = black_box(&src).clone();
+            black_box(v)
+        })
+    });
+    g.finish();
+}
+
+#[jit]
+fn tiny(x: &Tensor<(C<16>, C<2>)>, w: &Tensor<(C<16>, C<2>)>) -> Tensor<(C<16>, C<2>)> {
+    (x * w + 1.0).tanh()
+}
+
+fn b4_overhead(c: &mut Criterion) {
+    let x = Tensor::<(C<16>, C<2>)>::ones();
+    let w = Tensor::<(C<16>, C<2>)>::full(0.5);
+    let _ = tiny(&x, &w);
+    c.bench_function("B4_cached_tiny_jit_call", |b| b.iter(|| black_box(tiny(&x, &w))));
+}
+
+criterion_group!(benches, b2, b4_overhead);
+criterion_main!(benches);
