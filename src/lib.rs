@@ -8,7 +8,7 @@
 //! ```
 
 pub use ferrax_checkpoint as checkpoint;
-pub use ferrax_macros::jit;
+pub use ferrax_macros::{grad, jit};
 pub use ferrax_core::*;
 pub use ferrax_infer as infer;
 pub use ferrax_nn as nn;
@@ -20,5 +20,5 @@ pub mod prelude {
         shape, Array, DType, Device, Dim, Dyn, Elem, Error, Float, Int, Shape, StaticShape,
         Tensor, Tree, C,
     };
-    pub use ferrax_macros::jit;
+    pub use ferrax_macros::{grad, jit};
 }

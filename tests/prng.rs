@@ -25,7 +25,9 @@ fn raw_f64_arrays(name: &str) -> Vec<Vec<f64>> {
         .map(|(at, _)| {
             let body = &text[at + pat.len()..];
             let body = &body[..body.find(']').expect("array end")];
-            body.split(',').map(|x| x.trim().parse::<f64>().expect("f64")).collect()
+            body.split(',')
+                .map(|x| x.trim().parse::<f64>().expect("f64"))
+                .collect()
         })
         .collect()
 }
@@ -102,12 +104,20 @@ fn key_data(k: &Key) -> Vec<u32> {
 fn check_section(sec: &Value, seed: u64) -> Vec<u32> {
     let key = Key::new(seed);
     assert_eq!(sec["seed"].as_u64(), Some(seed));
-    assert_eq!(key_data(&key), u32s(&sec["key_data"]["u32"]), "key data, seed {seed}");
+    assert_eq!(
+        key_data(&key),
+        u32s(&sec["key_data"]["u32"]),
+        "key data, seed {seed}"
+    );
 
     let s2: Vec<u32> = key.split(2).unwrap().iter().flat_map(key_data).collect();
     assert_eq!(s2, u32s(&sec["split"]["u32"]), "split, seed {seed}");
     let (a, b) = key.split2().unwrap();
-    assert_eq!([key_data(&a), key_data(&b)].concat(), s2, "split2, seed {seed}");
+    assert_eq!(
+        [key_data(&a), key_data(&b)].concat(),
+        s2,
+        "split2, seed {seed}"
+    );
     let s4: Vec<u32> = key.split(4).unwrap().iter().flat_map(key_data).collect();
     assert_eq!(s4, u32s(&sec["split_4"]["u32"]), "split_4, seed {seed}");
     assert_eq!(
@@ -117,21 +127,40 @@ fn check_section(sec: &Value, seed: u64) -> Vec<u32> {
     );
 
     let b8 = random::random_bits32(&key, (C::<8>,)).unwrap();
-    assert_eq!(b8.to_vec().unwrap(), u32s(&sec["random_bits_u32_8"]["u32"]), "bits 8, seed {seed}");
+    assert_eq!(
+        b8.to_vec().unwrap(),
+        u32s(&sec["random_bits_u32_8"]["u32"]),
+        "bits 8, seed {seed}"
+    );
     assert_eq!(
         hex32s(&sec["random_bits_u32_8"]["hex"]),
         u32s(&sec["random_bits_u32_8"]["u32"])
     );
     let b3 = random::random_bits32(&key, (C::<3>,)).unwrap();
-    assert_eq!(b3.to_vec().unwrap(), u32s(&sec["random_bits_u32_3"]["u32"]), "bits 3, seed {seed}");
+    assert_eq!(
+        b3.to_vec().unwrap(),
+        u32s(&sec["random_bits_u32_3"]["u32"]),
+        "bits 3, seed {seed}"
+    );
     let b23 = key.bits::<(C<2>, C<3>)>().unwrap();
     assert_eq!(b23.dims(), &[2, 3]);
-    assert_eq!(b23.to_vec().unwrap(), u32s(&sec["random_bits_u32_2x3"]["u32"]), "bits 2x3, seed {seed}");
+    assert_eq!(
+        b23.to_vec().unwrap(),
+        u32s(&sec["random_bits_u32_2x3"]["u32"]),
+        "bits 2x3, seed {seed}"
+    );
 
     let u = key.uniform::<(C<8>,), f32>().unwrap().to_vec().unwrap();
     let want = hex32s(&sec["uniform_f32_8"]["bits"]);
-    assert_eq!(u.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want, "uniform, seed {seed}");
-    let u = random::uniform::<_, f32>(&key, (C::<8>,), -2.0, 3.0).unwrap().to_vec().unwrap();
+    assert_eq!(
+        u.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        want,
+        "uniform, seed {seed}"
+    );
+    let u = random::uniform::<_, f32>(&key, (C::<8>,), -2.0, 3.0)
+        .unwrap()
+        .to_vec()
+        .unwrap();
     let want = hex32s(&sec["uniform_f32_8_min-2_max3"]["bits"]);
     assert_eq!(
         u.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -139,25 +168,54 @@ fn check_section(sec: &Value, seed: u64) -> Vec<u32> {
         "uniform[-2, 3), seed {seed}"
     );
 
-    let z = random::normal::<_, f32>(&key, (C::<8>,)).unwrap().to_vec().unwrap();
+    let z = random::normal::<_, f32>(&key, (C::<8>,))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     let want = hex32s(&sec["normal_f32_8"]["bits"]);
-    let errs: Vec<u32> = z.iter().zip(&want).map(|(a, &b)| ulps32(*a, f32::from_bits(b))).collect();
+    let errs: Vec<u32> = z
+        .iter()
+        .zip(&want)
+        .map(|(a, &b)| ulps32(*a, f32::from_bits(b)))
+        .collect();
     let tol = normal_ulp_tolerance();
-    assert!(errs.iter().all(|&e| e <= tol), "normal, seed {seed}: ulp errors {errs:?} > {tol}");
+    assert!(
+        errs.iter().all(|&e| e <= tol),
+        "normal, seed {seed}: ulp errors {errs:?} > {tol}"
+    );
 
-    let r = random::randint::<_, i32>(&key, (C::<8>,), 0, 10).unwrap().to_vec().unwrap();
-    assert_eq!(r.iter().map(|&x| x as i64).collect::<Vec<_>>(), i64s(&sec["randint_8_0_10"]["values"]));
-    let r = random::randint::<_, i32>(&key, (C::<8>,), -1000, 100_000).unwrap().to_vec().unwrap();
+    let r = random::randint::<_, i32>(&key, (C::<8>,), 0, 10)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(
+        r.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+        i64s(&sec["randint_8_0_10"]["values"])
+    );
+    let r = random::randint::<_, i32>(&key, (C::<8>,), -1000, 100_000)
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(
         r.iter().map(|&x| x as i64).collect::<Vec<_>>(),
         i64s(&sec["randint_8_-1000_100000"]["values"]),
         "randint[-1000, 100000), seed {seed}"
     );
 
-    let p = random::permutation(&key, C::<10>).unwrap().to_vec().unwrap();
-    assert_eq!(p.iter().map(|&x| x as i64).collect::<Vec<_>>(), i64s(&sec["permutation_10"]), "permutation, seed {seed}");
+    let p = random::permutation(&key, C::<10>)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(
+        p.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+        i64s(&sec["permutation_10"]),
+        "permutation, seed {seed}"
+    );
 
-    let bern = random::bernoulli(&key, 0.3, (C::<16>,)).unwrap().to_vec().unwrap();
+    let bern = random::bernoulli(&key, 0.3, (C::<16>,))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(
         bern.iter().map(|&x| x as i64).collect::<Vec<_>>(),
         i64s(&sec["bernoulli_0.3_16"]),
@@ -171,7 +229,10 @@ fn check_section(sec: &Value, seed: u64) -> Vec<u32> {
         .map(|x| x.as_f64().unwrap() as f32)
         .collect();
     let logits = Tensor::<(C<5>,)>::from_vec(logits).unwrap();
-    let c = random::categorical(&key, &logits, (C::<8>,)).unwrap().to_vec().unwrap();
+    let c = random::categorical(&key, &logits, (C::<8>,))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(
         c.iter().map(|&x| x as i64).collect::<Vec<_>>(),
         i64s(&sec["categorical_8"]["values"]),
@@ -193,7 +254,10 @@ fn jax_reference_partitionable() {
 fn jax_reference_legacy_layout() {
     random::with_threefry_partitionable(false, || {
         for seed in [0u64, 42] {
-            check_section(&reference()["partitionable_false"]["keys"][seed.to_string()], seed);
+            check_section(
+                &reference()["partitionable_false"]["keys"][seed.to_string()],
+                seed,
+            );
         }
     });
     // The setting is scoped: back to the default afterwards.
@@ -209,19 +273,37 @@ fn jax_reference_x64() {
     for (j, seed) in [0u64, 42].into_iter().enumerate() {
         let sec = &reference()["x64_samplers"]["keys"][seed.to_string()];
         // The raw parse agrees with serde's to within an ulp (same numbers, same order).
-        let parsed: Vec<f64> = sec["uniform_f64_8"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        assert!(parsed.iter().zip(&uniforms[j]).all(|(a, b)| ulps64(*a, *b) <= 1));
+        let parsed: Vec<f64> = sec["uniform_f64_8"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!(parsed
+            .iter()
+            .zip(&uniforms[j])
+            .all(|(a, b)| ulps64(*a, *b) <= 1));
         let key = Key::new(seed);
-        let bits = random::random_bits64(&key, (C::<4>,)).unwrap().to_vec().unwrap();
+        let bits = random::random_bits64(&key, (C::<4>,))
+            .unwrap()
+            .to_vec()
+            .unwrap();
         let want: Vec<u64> = sec["random_bits_u64_4"]
             .as_array()
             .unwrap()
             .iter()
             .map(|s| s.as_str().unwrap().parse().unwrap())
             .collect();
-        assert_eq!(bits.iter().map(|&b| b as u64).collect::<Vec<_>>(), want, "bits64, seed {seed}");
+        assert_eq!(
+            bits.iter().map(|&b| b as u64).collect::<Vec<_>>(),
+            want,
+            "bits64, seed {seed}"
+        );
 
-        let u = random::uniform::<_, f64>(&key, (C::<8>,), 0.0, 1.0).unwrap().to_vec().unwrap();
+        let u = random::uniform::<_, f64>(&key, (C::<8>,), 0.0, 1.0)
+            .unwrap()
+            .to_vec()
+            .unwrap();
         let want = &uniforms[j];
         assert_eq!(
             u.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -229,13 +311,19 @@ fn jax_reference_x64() {
             "uniform f64, seed {seed}"
         );
 
-        let z = random::normal::<_, f64>(&key, (C::<8>,)).unwrap().to_vec().unwrap();
+        let z = random::normal::<_, f64>(&key, (C::<8>,))
+            .unwrap()
+            .to_vec()
+            .unwrap();
         for (a, b) in z.iter().zip(&normals[j]) {
             errs.push(ulps64(*a, *b));
         }
     }
     eprintln!("normal f64 ulp errors vs JAX: {errs:?}");
-    assert!(errs.iter().all(|&e| e <= 4), "normal f64 ulp errors {errs:?}");
+    assert!(
+        errs.iter().all(|&e| e <= 4),
+        "normal f64 ulp errors {errs:?}"
+    );
 }
 
 fn mean_var(v: &[f64]) -> (f64, f64) {
@@ -253,7 +341,11 @@ fn f64v<S: ferrax::Shape, E: ferrax::Float>(t: &Tensor<S, E>) -> Vec<f64> {
 /// either always passes or always fails).
 fn assert_mean(what: &str, got: f64, mean: f64, var: f64, n: usize) {
     let se = (var / n as f64).sqrt();
-    assert!((got - mean).abs() < 5.0 * se, "{what}: mean {got}, expected {mean} ± {}", 5.0 * se);
+    assert!(
+        (got - mean).abs() < 5.0 * se,
+        "{what}: mean {got}, expected {mean} ± {}",
+        5.0 * se
+    );
 }
 
 #[test]
@@ -264,14 +356,27 @@ fn gamma_moments() {
         let a = Tensor::<()>::scalar(alpha as f32);
         let g = random::gamma(&key, &a, (Dyn(N),)).unwrap();
         let v = f64v(&g);
-        assert!(v.iter().all(|&x| x >= 0.0 && x.is_finite()), "gamma({alpha}) support");
+        assert!(
+            v.iter().all(|&x| x >= 0.0 && x.is_finite()),
+            "gamma({alpha}) support"
+        );
         let (m, var) = mean_var(&v);
         assert_mean(&format!("gamma({alpha})"), m, alpha, alpha, N);
-        assert!((var / alpha - 1.0).abs() < 0.1, "gamma({alpha}) variance {var}");
+        assert!(
+            (var / alpha - 1.0).abs() < 0.1,
+            "gamma({alpha}) variance {var}"
+        );
         // loggamma draws the same variates in log space.
         let lg = f64v(&random::loggamma(&key, &a, (Dyn(N),)).unwrap());
-        let agree = v.iter().zip(&lg).filter(|(x, l)| (x.ln() - **l).abs() < 1e-3 * (1.0 + l.abs())).count();
-        assert!(agree > N * 99 / 100, "loggamma({alpha}) agrees with log(gamma) on {agree}/{N}");
+        let agree = v
+            .iter()
+            .zip(&lg)
+            .filter(|(x, l)| (x.ln() - **l).abs() < 1e-3 * (1.0 + l.abs()))
+            .count();
+        assert!(
+            agree > N * 99 / 100,
+            "loggamma({alpha}) agrees with log(gamma) on {agree}/{N}"
+        );
     }
     // f64 and per-element alpha.
     let alphas = Tensor::<(C<2>,), f64>::from_vec(vec![0.5, 4.0]).unwrap();
@@ -310,7 +415,10 @@ fn beta_and_dirichlet_moments() {
         let var = mean * (1.0 - mean) / 7.0;
         let (m, v) = mean_var(&col);
         assert_mean(&format!("dirichlet[{j}]"), m, mean, var, col.len());
-        assert!((v / var - 1.0).abs() < 0.1, "dirichlet[{j}] variance {v} vs {var}");
+        assert!(
+            (v / var - 1.0).abs() < 0.1,
+            "dirichlet[{j}] variance {v} vs {var}"
+        );
     }
 }
 
@@ -325,10 +433,17 @@ fn cdf(x: f64) -> f64 {
 #[test]
 fn truncated_normal_moments() {
     const N: usize = 20_000;
-    for (i, &(lo, hi)) in [(-1.0f64, 2.0f64), (0.5, f64::INFINITY), (-2.0, 2.0)].iter().enumerate() {
-        let t = random::truncated_normal::<_, f32>(&Key::new(20 + i as u64), (Dyn(N),), lo, hi).unwrap();
+    for (i, &(lo, hi)) in [(-1.0f64, 2.0f64), (0.5, f64::INFINITY), (-2.0, 2.0)]
+        .iter()
+        .enumerate()
+    {
+        let t = random::truncated_normal::<_, f32>(&Key::new(20 + i as u64), (Dyn(N),), lo, hi)
+            .unwrap();
         let x = f64v(&t);
-        assert!(x.iter().all(|&v| v > lo && v < hi), "truncated_normal({lo}, {hi}) support");
+        assert!(
+            x.iter().all(|&v| v > lo && v < hi),
+            "truncated_normal({lo}, {hi}) support"
+        );
         let z = cdf(hi) - cdf(lo);
         let (pa, pb) = (pdf(lo), if hi.is_finite() { pdf(hi) } else { 0.0 });
         let mean = (pa - pb) / z;
@@ -336,7 +451,10 @@ fn truncated_normal_moments() {
         let var = 1.0 + (lo * pa - hb) / z - mean * mean;
         let (m, v) = mean_var(&x);
         assert_mean(&format!("truncated_normal({lo}, {hi})"), m, mean, var, N);
-        assert!((v / var - 1.0).abs() < 0.1, "truncated_normal({lo}, {hi}) variance {v} vs {var}");
+        assert!(
+            (v / var - 1.0).abs() < 0.1,
+            "truncated_normal({lo}, {hi}) variance {v} vs {var}"
+        );
     }
     assert!(random::truncated_normal::<_, f32>(&Key::new(0), (C::<2>,), 1.0, 1.0).is_err());
 }
@@ -363,17 +481,26 @@ fn elementwise_moments_and_dtypes() {
     let hb = random::uniform::<_, ferrax::bf16>(&key, (Dyn(4096),), 0.0, 1.0).unwrap();
     let hb = f64v(&hb);
     assert!(hb.iter().all(|&x| (0.0..1.0).contains(&x)));
-    assert!(hb.iter().all(|&x| (x * 128.0).fract() == 0.0), "bf16 uniform has 7 random bits");
+    assert!(
+        hb.iter().all(|&x| (x * 128.0).fract() == 0.0),
+        "bf16 uniform has 7 random bits"
+    );
     let hh = f64v(&random::normal::<_, ferrax::f16>(&key, (Dyn(N),)).unwrap());
     let (m, v) = mean_var(&hh);
     assert_mean("normal f16", m, 0.0, 1.0, N);
     assert!((v - 1.0).abs() < 0.05);
     // Bernoulli frequency, scalar and per-element p.
-    let bern = random::bernoulli(&key, 0.25, (Dyn(N),)).unwrap().to_vec().unwrap();
+    let bern = random::bernoulli(&key, 0.25, (Dyn(N),))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     let f = bern.iter().filter(|&&b| b).count() as f64 / N as f64;
     assert_mean("bernoulli", f, 0.25, 0.25 * 0.75, N);
     let p = Tensor::<(C<2>,)>::from_vec(vec![0.0, 1.0]).unwrap();
-    let bt = random::bernoulli_tensor(&key, &p, (C::<3>, C::<2>)).unwrap().to_vec().unwrap();
+    let bt = random::bernoulli_tensor(&key, &p, (C::<3>, C::<2>))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(bt, vec![false, true, false, true, false, true]);
     assert!(random::bernoulli(&key, 1.5, (C::<2>,)).is_err());
 }
@@ -386,25 +513,43 @@ fn randint_ranges_and_dtypes() {
         .to_vec()
         .unwrap();
     assert!(wide.iter().any(|&x| x < -1_000_000_000) && wide.iter().any(|&x| x > 1_000_000_000));
-    let r = random::randint::<_, i64>(&key, (Dyn(4096),), -5, 1 << 40).unwrap().to_vec().unwrap();
+    let r = random::randint::<_, i64>(&key, (Dyn(4096),), -5, 1 << 40)
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert!(r.iter().all(|&x| (-5..1 << 40).contains(&x)) && r.iter().any(|&x| x > 1 << 39));
-    let r = random::randint::<_, u32>(&key, (Dyn(4096),), 3, 9).unwrap().to_vec().unwrap();
+    let r = random::randint::<_, u32>(&key, (Dyn(4096),), 3, 9)
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert!(r.iter().all(|&x| (3..9).contains(&x)));
     // Counts of a small range are near uniform.
-    let r = random::randint::<_, i32>(&key, (Dyn(60_000),), 0, 6).unwrap().to_vec().unwrap();
+    let r = random::randint::<_, i32>(&key, (Dyn(60_000),), 0, 6)
+        .unwrap()
+        .to_vec()
+        .unwrap();
     for k in 0..6 {
         let c = r.iter().filter(|&&x| x == k).count() as f64;
-        assert!((c - 10_000.0).abs() < 5.0 * (10_000.0f64 * 5.0 / 6.0).sqrt(), "randint count[{k}] = {c}");
+        assert!(
+            (c - 10_000.0).abs() < 5.0 * (10_000.0f64 * 5.0 / 6.0).sqrt(),
+            "randint count[{k}] = {c}"
+        );
     }
     // max <= min gives min, as in JAX.
-    let r = random::randint::<_, i32>(&key, (C::<4>,), 7, 7).unwrap().to_vec().unwrap();
+    let r = random::randint::<_, i32>(&key, (C::<4>,), 7, 7)
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(r, vec![7; 4]);
 }
 
 #[test]
 fn permutations() {
     let key = Key::new(9);
-    let p = random::permutation(&key, Dyn(1000)).unwrap().to_vec().unwrap();
+    let p = random::permutation(&key, Dyn(1000))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     let mut s = p.clone();
     s.sort();
     assert_eq!(s, (0..1000).collect::<Vec<i32>>());
@@ -413,7 +558,10 @@ fn permutations() {
     let x = Tensor::<(C<4>, C<2>)>::from_vec((0..8).map(|v| v as f32).collect()).unwrap();
     let px = random::permutation_of(&key, &x).unwrap().to_vec().unwrap();
     let p4 = random::permutation(&key, C::<4>).unwrap().to_vec().unwrap();
-    let want: Vec<f32> = p4.iter().flat_map(|&r| [2.0 * r as f32, 2.0 * r as f32 + 1.0]).collect();
+    let want: Vec<f32> = p4
+        .iter()
+        .flat_map(|&r| [2.0 * r as f32, 2.0 * r as f32 + 1.0])
+        .collect();
     assert_eq!(px, want);
 }
 
@@ -421,16 +569,30 @@ fn permutations() {
 fn categorical_frequencies_and_errors() {
     const N: usize = 20_000;
     let probs = [0.1f64, 0.2, 0.3, 0.4];
-    let logits = Tensor::<(C<4>,)>::from_vec(probs.iter().map(|p| p.ln() as f32).collect()).unwrap();
-    let c = random::categorical(&Key::new(12), &logits, (Dyn(N),)).unwrap().to_vec().unwrap();
+    let logits =
+        Tensor::<(C<4>,)>::from_vec(probs.iter().map(|p| p.ln() as f32).collect()).unwrap();
+    let c = random::categorical(&Key::new(12), &logits, (Dyn(N),))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     for (k, &p) in probs.iter().enumerate() {
         let f = c.iter().filter(|&&x| x == k as i32).count() as f64 / N as f64;
         assert_mean(&format!("categorical[{k}]"), f, p, p * (1.0 - p), N);
     }
     // Batched logits: a row of -inf everywhere but one column always picks it.
-    let l = Tensor::<(C<2>, C<3>)>::from_vec(vec![0.0, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0])
+    let l = Tensor::<(C<2>, C<3>)>::from_vec(vec![
+        0.0,
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+    ])
+    .unwrap();
+    let c = random::categorical(&Key::new(1), &l, (C::<5>, C::<2>))
+        .unwrap()
+        .to_vec()
         .unwrap();
-    let c = random::categorical(&Key::new(1), &l, (C::<5>, C::<2>)).unwrap().to_vec().unwrap();
     assert_eq!(c, [0, 2].repeat(5));
     // The output shape must end with the logits' batch shape.
     let err = random::categorical(&Key::new(1), &l, (C::<3>,)).unwrap_err();
@@ -440,24 +602,45 @@ fn categorical_frequencies_and_errors() {
 #[test]
 fn keys_are_values_and_errors_name_the_op() {
     let key = Key::new(0);
-    assert_ne!(key_data(&key.fold_in(1).unwrap()), key_data(&key.fold_in(2).unwrap()));
-    assert_eq!(key_data(&key.fold_in(3).unwrap()), key_data(&key.fold_in(3).unwrap()));
+    assert_ne!(
+        key_data(&key.fold_in(1).unwrap()),
+        key_data(&key.fold_in(2).unwrap())
+    );
+    assert_eq!(
+        key_data(&key.fold_in(3).unwrap()),
+        key_data(&key.fold_in(3).unwrap())
+    );
     assert_eq!(key_data(&Key::new(u64::MAX)), vec![u32::MAX, u32::MAX]);
-    assert_eq!(format!("{:?}", Key::new(42)), "Key([0x00000000, 0x0000002a])");
+    assert_eq!(
+        format!("{:?}", Key::new(42)),
+        "Key([0x00000000, 0x0000002a])"
+    );
     let bad = Array::from_vec(vec![3], vec![1u32, 2, 3]).unwrap();
     assert!(Key::from_array(bad.clone()).is_err());
     let err = ferrax::prim::random::random_bits(&bad, &[4], 32).unwrap_err();
-    assert!(err.to_string().contains("random_bits") && err.to_string().contains("[3]"), "{err}");
+    assert!(
+        err.to_string().contains("random_bits") && err.to_string().contains("[3]"),
+        "{err}"
+    );
     let key_arr = key.array().clone();
     let err = ferrax::prim::random::random_bits(&key_arr, &[4], 16).unwrap_err();
     assert!(err.to_string().contains("16"), "{err}");
     assert_eq!(key.split(0).unwrap().len(), 0);
+    // A key is a tree with one u32[2] leaf, so it travels through staged functions.
+    let leaves = ferrax::tree::leaves(&key);
+    assert_eq!(leaves.len(), 1);
+    let k2: Key = ferrax::tree::unflatten(&key, vec![Key::new(42).array().clone()]).unwrap();
+    assert_eq!(key_data(&k2), vec![0, 42]);
+    assert!(ferrax::tree::unflatten(&key, vec![bad]).is_err());
 }
 
 #[test]
 fn independent_of_thread_count() {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let key = Key::new(2024);
             let bits = random::random_bits32(&key, (Dyn(1 << 20),)).unwrap();
@@ -465,17 +648,30 @@ fn independent_of_thread_count() {
             let m = random::bernoulli(&key, 0.1, (Dyn(100_000),)).unwrap();
             let a = Tensor::<()>::scalar(1.5f32);
             let g = random::gamma(&key, &a, (Dyn(40_000),)).unwrap();
-            (bits.into_array(), z.into_array(), m.into_array(), g.into_array())
+            (
+                bits.into_array(),
+                z.into_array(),
+                m.into_array(),
+                g.into_array(),
+            )
         })
     };
     let (b1, z1, m1, g1) = run(1);
     let (b2, z2, m2, g2) = run(2);
     assert!(b1.bit_eq(&b2) && z1.bit_eq(&z2) && m1.bit_eq(&m2) && g1.bit_eq(&g2));
     // Parallel chunks continue the counter stream: element i is block i.
-    let head = random::random_bits32(&Key::new(2024), (C::<8>,)).unwrap().to_vec().unwrap();
+    let head = random::random_bits32(&Key::new(2024), (C::<8>,))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(&b1.to_vec::<u32>().unwrap()[..8], &head[..]);
     let v = b1.to_vec::<u32>().unwrap();
-    assert_eq!(v[(1 << 20) - 1], ferrax::random::threefry2x32([0, 2024], [0, (1 << 20) - 1]).iter().fold(0, |a, b| a ^ b));
+    assert_eq!(
+        v[(1 << 20) - 1],
+        ferrax::random::threefry2x32([0, 2024], [0, (1 << 20) - 1])
+            .iter()
+            .fold(0, |a, b| a ^ b)
+    );
 }
 
 #[test]
@@ -492,5 +688,13 @@ fn traced_keys_record_random_primitives() {
     })
     .unwrap();
     let names: Vec<&str> = prog.eqns.iter().map(|e| e.prim.name()).collect();
-    assert_eq!(names, ["random_split", "random_fold_in", "random_sample", "random_sample"]);
+    assert_eq!(
+        names,
+        [
+            "random_split",
+            "random_fold_in",
+            "random_sample",
+            "random_sample"
+        ]
+    );
 }

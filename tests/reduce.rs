@@ -759,3 +759,213 @@ fn big_kernels_are_bit_identical_across_thread_counts() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Composites vs closed forms.
+
+use ferrax::ops::composite::{log_softmax, logsumexp, mean, norm, softmax, std, var, NormOrd};
+
+/// Per-output sequences of `axes` of `x` (kept axes row-major, reduced row-major).
+fn groups(x: &[f64], shape: &[usize], axes: &[usize]) -> Vec<Vec<f64>> {
+    let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
+    let out_shape: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
+    let red_shape: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
+    let st = strides(shape);
+    indices(&out_shape)
+        .into_iter()
+        .map(|oi| {
+            indices(&red_shape)
+                .into_iter()
+                .map(|ri| {
+                    let f: usize = kept
+                        .iter()
+                        .zip(&oi)
+                        .map(|(&a, &i)| i * st[a])
+                        .sum::<usize>()
+                        + axes
+                            .iter()
+                            .zip(&ri)
+                            .map(|(&a, &i)| i * st[a])
+                            .sum::<usize>();
+                    x[f]
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn moments_and_norms_match_closed_forms() {
+    for (si, &shape) in SHAPES.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        for dt in [DType::F32, DType::F64] {
+            let x = make(shape, dt, &rand_vals(n, si as u64 + 200, -3.0, 3.0));
+            let vals = as_f64(&x);
+            let tol = if dt == DType::F32 { 1e-5 } else { 1e-12 };
+            for axes in subsets(shape.len()) {
+                let gs = groups(&vals, shape, &axes);
+                let check = |name: &str, got: Array, f: &dyn Fn(&[f64]) -> f64| {
+                    assert_eq!(got.dtype(), dt);
+                    let got = as_f64(&got);
+                    assert_eq!(got.len(), gs.len());
+                    for (g, seq) in got.iter().zip(&gs) {
+                        let w = f(seq);
+                        let ok = (g.is_nan() && w.is_nan())
+                            || g == &w
+                            || (g - w).abs()
+                                <= tol * (1.0 + w.abs()) * (1.0 + seq.len() as f64).sqrt();
+                        assert!(ok, "{name} {dt} {shape:?} axes {axes:?}: {g} vs {w}");
+                    }
+                };
+                let mean_of = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+                let var_of = |s: &[f64]| {
+                    let m = mean_of(s);
+                    s.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / s.len() as f64
+                };
+                check("mean", mean(&x, &axes).unwrap(), &mean_of);
+                check("var", var(&x, &axes, 0).unwrap(), &var_of);
+                check("std", std(&x, &axes, 0).unwrap(), &|s| var_of(s).sqrt());
+                check("var ddof=1", var(&x, &axes, 1).unwrap(), &|s| {
+                    let m = mean_of(s);
+                    s.iter().map(|v| (v - m) * (v - m)).sum::<f64>()
+                        / (s.len() as f64 - 1.0).max(0.0)
+                });
+                check("norm l2", norm(&x, &axes, NormOrd::L2).unwrap(), &|s| {
+                    s.iter().map(|v| v * v).sum::<f64>().sqrt()
+                });
+                check("norm l1", norm(&x, &axes, NormOrd::L1).unwrap(), &|s| {
+                    s.iter().map(|v| v.abs()).sum()
+                });
+                check("norm inf", norm(&x, &axes, NormOrd::Inf).unwrap(), &|s| {
+                    s.iter().fold(0.0, |a, v| a.max(v.abs()))
+                });
+                check("logsumexp", logsumexp(&x, &axes).unwrap(), &|s| {
+                    s.iter().map(|v| v.exp()).sum::<f64>().ln()
+                });
+            }
+        }
+    }
+    assert!(mean(&Array::zeros(&[2], DType::I32), &[0]).is_err());
+}
+
+#[test]
+fn softmax_family_is_stable_and_normalized() {
+    for (si, &shape) in SHAPES.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        for dt in [DType::F32, DType::F64] {
+            // Large offsets: exp would overflow without the max shift.
+            let raw: Vec<f64> = rand_vals(n, si as u64 + 300, -5.0, 5.0)
+                .iter()
+                .map(|v| v + 1000.0)
+                .collect();
+            let x = make(shape, dt, &raw);
+            let tol = if dt == DType::F32 { 1e-5 } else { 1e-12 };
+            for axis in 0..shape.len() {
+                let p = softmax(&x, &[axis]).unwrap();
+                let lp = log_softmax(&x, &[axis]).unwrap();
+                assert_eq!(p.shape(), shape);
+                let (pv, lpv) = (as_f64(&p), as_f64(&lp));
+                assert!(
+                    pv.iter().chain(&lpv).all(|v| v.is_finite()),
+                    "{dt} {shape:?} axis {axis}"
+                );
+                // Each lane sums to 1; log_softmax is log(softmax).
+                let sums = as_f64(&reduce(&p, ReduceOp::Sum, &[axis]).unwrap());
+                assert!(
+                    shape[axis] == 0 || sums.iter().all(|s| (s - 1.0).abs() <= tol * 10.0),
+                    "{sums:?}"
+                );
+                for (a, b) in pv.iter().zip(&lpv) {
+                    assert!(
+                        (a.ln() - b).abs() <= tol * 10.0 * (1.0 + b.abs()),
+                        "{a} {b}"
+                    );
+                }
+                // Closed form in f64 on the shifted values.
+                let vals = as_f64(&x);
+                let outer: usize = shape[..axis].iter().product();
+                let r = shape[axis];
+                let inner: usize = shape[axis + 1..].iter().product();
+                for o in 0..outer {
+                    for j in 0..inner {
+                        let at = |k: usize| (o * r + k) * inner + j;
+                        let m = (0..r)
+                            .map(|k| vals[at(k)])
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        let z: f64 = (0..r).map(|k| (vals[at(k)] - m).exp()).sum();
+                        for k in 0..r {
+                            let w = (vals[at(k)] - m).exp() / z;
+                            assert!((pv[at(k)] - w).abs() <= tol * 10.0, "{} vs {w}", pv[at(k)]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // logsumexp edge cases (jnp semantics).
+    let lse = |v: Vec<f32>| {
+        logsumexp(&Array::from_vec(vec![v.len()], v).unwrap(), &[0])
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()[0]
+    };
+    assert!((lse(vec![1000.0, 1000.0]) - (1000.0 + 2f32.ln())).abs() < 1e-3);
+    assert!((lse(vec![-1000.0, -1000.0]) - (-1000.0 + 2f32.ln())).abs() < 1e-3);
+    assert_eq!(lse(vec![f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+    assert_eq!(lse(vec![1.0, f32::INFINITY]), f32::INFINITY);
+    assert_eq!(lse(vec![]), f32::NEG_INFINITY);
+    assert!(lse(vec![1.0, f32::NAN]).is_nan());
+}
+
+#[test]
+fn composites_on_half_round_once() {
+    use ferrax::bf16;
+    // 3000 values of 1.5 and 1000 of 3.0: mean 1.875 exactly; a bf16 accumulator could not
+    // represent the running sum.
+    let mut v = vec![bf16::from_f32(1.5); 3000];
+    v.extend(vec![bf16::from_f32(3.0); 1000]);
+    let x = Array::from_vec(vec![4000], v).unwrap();
+    let m = mean(&x, &[0]).unwrap();
+    assert_eq!(m.dtype(), DType::BF16);
+    assert_eq!(m.to_vec::<bf16>().unwrap()[0].to_f32(), 1.875);
+    let p = softmax(&x, &[0]).unwrap();
+    assert_eq!(p.dtype(), DType::BF16);
+}
+
+#[test]
+fn typed_composites() {
+    let x = Tensor::<(C<2>, C<3>)>::from_vec(vec![1., 2., 3., 4., 6., 8.]).unwrap();
+    assert_eq!(x.mean().item().unwrap(), 4.0);
+    let m: Tensor<(C<2>,)> = x.mean_axis::<1>();
+    assert_eq!(m.to_vec().unwrap(), vec![2.0, 6.0]);
+    let v: Tensor<(C<3>,)> = x.var_axis::<0>();
+    assert_eq!(v.to_vec().unwrap(), vec![2.25, 4.0, 6.25]);
+    assert_eq!(x.std_axis::<0>().to_vec().unwrap(), vec![1.5, 2.0, 2.5]);
+    assert!((x.var().item().unwrap() - 34.0 / 6.0).abs() < 1e-5);
+    assert!((x.std().item().unwrap() - (34.0f32 / 6.0).sqrt()).abs() < 1e-5);
+    // softmax() is over the last axis, like jax.nn.softmax.
+    assert!(x
+        .softmax()
+        .to_vec()
+        .unwrap()
+        .iter()
+        .zip(x.softmax_axis::<1>().to_vec().unwrap())
+        .all(|(a, b)| *a == b));
+    let lsm = x.log_softmax_axis::<0>().to_vec().unwrap();
+    let sm = x.softmax_axis::<0>().to_vec().unwrap();
+    assert!(lsm.iter().zip(&sm).all(|(a, b)| (a - b.ln()).abs() < 1e-6));
+    assert!(x.log_softmax().to_vec().unwrap().iter().all(|v| *v < 0.0));
+    let l: Tensor<(C<2>,)> = x.logsumexp_axis::<1>();
+    assert!((l.to_vec().unwrap()[0] - (1f32.exp() + 2f32.exp() + 3f32.exp()).ln()).abs() < 1e-5);
+    assert!((x.logsumexp().item().unwrap() - 8.151_673).abs() < 1e-5);
+    assert!((x.norm().item().unwrap() - 130f32.sqrt()).abs() < 1e-5);
+    assert_eq!(
+        x.norm_axis::<1>(NormOrd::Inf).to_vec().unwrap(),
+        vec![3.0, 8.0]
+    );
+    // Rank 0: softmax of a scalar is 1, log_softmax 0.
+    let s = Tensor::<(), f64>::scalar(123.0);
+    assert_eq!(s.softmax().item().unwrap(), 1.0);
+    assert_eq!(s.log_softmax().item().unwrap(), 0.0);
+    assert_eq!(s.mean().item().unwrap(), 123.0);
+}

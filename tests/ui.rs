@@ -6,4 +6,7 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
+    // Having a `pass` case makes trybuild run `cargo build` instead of `cargo check`, which
+    // the post-monomorphization `const` assertions of reshape/concat/... need to fire.
+    t.pass("tests/ui/pass/*.rs");
 }

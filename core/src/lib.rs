@@ -4,6 +4,7 @@
 #[macro_use]
 mod storage;
 
+pub mod ad;
 pub mod array;
 pub mod broadcast;
 pub mod debug;
@@ -39,6 +40,7 @@ pub use tree::{Path, PathElem, Tree};
 /// Items named by code the ferrax macros generate (`::ferrax::__rt::...`). Not a public API.
 #[doc(hidden)]
 pub mod __rt {
+    pub use crate::ad::{jvp, tree_clone, value_and_grad, vjp, Pullback};
     pub use crate::array::Array;
     pub use crate::ir::Program;
     pub use crate::jit::{write_back, JitArgs, JitCache, JitStats, StaticArg, Tracing};

@@ -377,10 +377,7 @@ pub fn try_fold<T: Tree, A>(
 /// assert_eq!(z.1.to_vec().unwrap(), vec![7.0; 3]);
 /// ```
 #[doc(alias = "tree_map")]
-pub fn map_leaves<T: Tree>(
-    t: &T,
-    mut f: impl FnMut(&Path, &Array) -> Result<Array>,
-) -> Result<T> {
+pub fn map_leaves<T: Tree>(t: &T, mut f: impl FnMut(&Path, &Array) -> Result<Array>) -> Result<T> {
     rebuild_root(t, &mut f)
 }
 
@@ -464,13 +461,7 @@ pub fn zip_map<T: Tree>(
 }
 
 /// Checks that `new` has `old`'s dtype and shape; the error names the op, the path and both.
-fn check_same_aval(
-    op: &str,
-    whose: &str,
-    path: &Path,
-    old: &Array,
-    new: &Array,
-) -> Result<()> {
+fn check_same_aval(op: &str, whose: &str, path: &Path, old: &Array, new: &Array) -> Result<()> {
     if new.shape() != old.shape() {
         return Err(Error::Tree(format!(
             "{op}: leaf {} has shape {:?} but {whose} leaf there has shape {:?}",
@@ -613,7 +604,7 @@ fn group_digits(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

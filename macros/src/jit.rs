@@ -11,7 +11,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Token, Type};
 
 /// How an argument is passed into the staged body.
-enum ArgKind {
+pub(crate) enum ArgKind {
     /// `&T`: a tree, traced.
     TreeRef,
     /// `&mut T`: a tree, traced, written back after the call.
@@ -22,9 +22,10 @@ enum ArgKind {
     Static,
 }
 
-struct Arg {
-    name: Ident,
-    kind: ArgKind,
+pub(crate) struct Arg {
+    pub(crate) name: Ident,
+    pub(crate) kind: ArgKind,
+    pub(crate) ty: Type,
 }
 
 struct Options {
@@ -41,9 +42,8 @@ fn parse_options(attr: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
             statics.extend(names);
             Ok(())
         } else {
-            Err(meta.error(
-                "unknown #[jit] option; the supported option is `static_args(name, ...)`",
-            ))
+            Err(meta
+                .error("unknown #[jit] option; the supported option is `static_args(name, ...)`"))
         }
     });
     if let Err(e) = parser.parse2(attr) {
@@ -58,13 +58,31 @@ fn is_plain_static_type(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) => is_plain_static_type(&r.elem),
         Type::Path(p) if p.qself.is_none() => {
-            let Some(last) = p.path.segments.last() else { return false };
+            let Some(last) = p.path.segments.last() else {
+                return false;
+            };
             let name = last.ident.to_string();
             p.path.segments.len() == 1
                 && matches!(
                     name.as_str(),
-                    "bool" | "char" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16"
-                        | "i32" | "i64" | "i128" | "isize" | "f32" | "f64" | "str" | "String"
+                    "bool"
+                        | "char"
+                        | "u8"
+                        | "u16"
+                        | "u32"
+                        | "u64"
+                        | "u128"
+                        | "usize"
+                        | "i8"
+                        | "i16"
+                        | "i32"
+                        | "i64"
+                        | "i128"
+                        | "isize"
+                        | "f32"
+                        | "f64"
+                        | "str"
+                        | "String"
                 )
         }
         _ => false,
@@ -77,20 +95,48 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let e = syn::Error::new(e.span(), "#[jit] applies to functions: `fn name(args) -> Ret { ... }`");
+            let e = syn::Error::new(
+                e.span(),
+                "#[jit] applies to functions: `fn name(args) -> Ret { ... }`",
+            );
             let ce = e.to_compile_error();
             return quote! { #ce #item };
         }
     };
-    let sig = &func.sig;
+    let args = analyze(&func.sig, &opts.statics, &mut errors);
+    if !errors.is_empty() {
+        // Keep the user's function so call sites type-check: one error, not twenty.
+        let mut err = errors.remove(0);
+        for e in errors {
+            err.combine(e);
+        }
+        let ce = err.to_compile_error();
+        return quote! { #ce #func };
+    }
+    emit(&func, &args)
+}
+
+/// Validates a staged function's signature and classifies its arguments.
+pub(crate) fn analyze(
+    sig: &syn::Signature,
+    statics: &[Ident],
+    errors: &mut Vec<syn::Error>,
+) -> Vec<Arg> {
+    let opts_statics = statics;
     if let Some(a) = &sig.asyncness {
-        errors.push(syn::Error::new(a.span(), "#[jit] cannot stage an async fn; stage the computation it awaits"));
+        errors.push(syn::Error::new(
+            a.span(),
+            "#[jit] cannot stage an async fn; stage the computation it awaits",
+        ));
     }
     if let Some(c) = &sig.constness {
         errors.push(syn::Error::new(c.span(), "#[jit] cannot stage a const fn"));
     }
     if let Some(v) = &sig.variadic {
-        errors.push(syn::Error::new(v.span(), "#[jit] cannot stage a variadic fn"));
+        errors.push(syn::Error::new(
+            v.span(),
+            "#[jit] cannot stage a variadic fn",
+        ));
     }
     if let ReturnType::Type(_, ty) = &sig.output {
         if let Type::ImplTrait(_) = &**ty {
@@ -101,7 +147,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     let mut args = Vec::new();
-    let mut seen_statics = vec![false; opts.statics.len()];
+    let mut seen_statics = vec![false; opts_statics.len()];
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => errors.push(syn::Error::new(
@@ -127,7 +173,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                     ));
                     continue;
                 }
-                let forced = opts.statics.iter().position(|s| *s == name);
+                let forced = opts_statics.iter().position(|s| *s == name);
                 if let Some(i) = forced {
                     seen_statics[i] = true;
                 }
@@ -140,25 +186,90 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                         _ => ArgKind::TreeOwned,
                     }
                 };
-                args.push(Arg { name, kind });
+                args.push(Arg {
+                    name,
+                    kind,
+                    ty: (*pt.ty).clone(),
+                });
             }
         }
     }
-    for (s, seen) in opts.statics.iter().zip(seen_statics) {
+    for (s, seen) in opts_statics.iter().zip(seen_statics) {
         if !seen {
-            errors.push(syn::Error::new(s.span(), format!("`{s}` is not an argument of this function")));
+            errors.push(syn::Error::new(
+                s.span(),
+                format!("`{s}` is not an argument of this function"),
+            ));
         }
     }
-    if !errors.is_empty() {
-        // Keep the user's function so call sites type-check: one error, not twenty.
-        let mut err = errors.remove(0);
-        for e in errors {
-            err.combine(e);
-        }
-        let ce = err.to_compile_error();
-        return quote! { #ce #func };
-    }
-    emit(&func, &args)
+    args
+}
+
+/// Statements recording each generic parameter into `__args` (the cache key).
+pub(crate) fn key_generic_tokens(generics: &syn::Generics) -> Vec<TokenStream> {
+    generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            GenericParam::Type(t) => {
+                let id = &t.ident;
+                Some(quote!(__args.generic(::std::any::type_name::<#id>());))
+            }
+            GenericParam::Const(c) => {
+                let id = &c.ident;
+                Some(quote!(__args.const_generic(#id);))
+            }
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect()
+}
+
+/// Statements recording each argument into `__args`: tree leaves or static values.
+pub(crate) fn record_tokens(args: &[Arg]) -> Vec<TokenStream> {
+    args.iter()
+        .map(|a| {
+            let n = &a.name;
+            let span = n.span();
+            match a.kind {
+                ArgKind::TreeRef => quote_spanned!(span=> __args.tree(#n);),
+                ArgKind::TreeMut => quote_spanned!(span=> __args.tree(&*#n);),
+                ArgKind::TreeOwned => quote_spanned!(span=> __args.tree(&#n);),
+                ArgKind::Static => quote_spanned!(span=> __args.static_arg(&#n);),
+            }
+        })
+        .collect()
+}
+
+/// Inside a trace closure (`__t: &mut Tracing`): statements making a traced copy of each
+/// tree argument, and the expressions passing them on in the original calling convention.
+pub(crate) fn traced_tokens(args: &[Arg]) -> (Vec<Ident>, Vec<TokenStream>, Vec<TokenStream>) {
+    let traced_idents: Vec<Ident> = args
+        .iter()
+        .map(|a| format_ident!("__traced_{}", a.name))
+        .collect();
+    let setup = args
+        .iter()
+        .zip(&traced_idents)
+        .map(|(a, t)| {
+            let n = &a.name;
+            match a.kind {
+                ArgKind::TreeRef => quote!(let #t = __t.input(#n)?;),
+                ArgKind::TreeMut => quote!(let mut #t = __t.input(&*#n)?;),
+                ArgKind::TreeOwned => quote!(let #t = __t.input(&#n)?;),
+                ArgKind::Static => quote!(let #t = ::std::clone::Clone::clone(&#n);),
+            }
+        })
+        .collect();
+    let call = args
+        .iter()
+        .zip(&traced_idents)
+        .map(|(a, t)| match a.kind {
+            ArgKind::TreeRef => quote!(&#t),
+            ArgKind::TreeMut => quote!(&mut #t),
+            ArgKind::TreeOwned | ArgKind::Static => quote!(#t),
+        })
+        .collect();
+    (traced_idents, setup, call)
 }
 
 fn emit(func: &ItemFn, args: &[Arg]) -> TokenStream {
@@ -183,58 +294,10 @@ fn emit(func: &ItemFn, args: &[Arg]) -> TokenStream {
     let mut body_sig = sig.clone();
     body_sig.ident = body_name.clone();
     // The body keeps the user's parameter attributes out (they were for this macro).
-    let key_generics: Vec<TokenStream> = generics
-        .params
-        .iter()
-        .filter_map(|p| match p {
-            GenericParam::Type(t) => {
-                let id = &t.ident;
-                Some(quote!(__args.generic(::std::any::type_name::<#id>());))
-            }
-            GenericParam::Const(c) => {
-                let id = &c.ident;
-                Some(quote!(__args.const_generic(#id);))
-            }
-            GenericParam::Lifetime(_) => None,
-        })
-        .collect();
-    let record: Vec<TokenStream> = args
-        .iter()
-        .map(|a| {
-            let n = &a.name;
-            let span = n.span();
-            match a.kind {
-                ArgKind::TreeRef => quote_spanned!(span=> __args.tree(#n);),
-                ArgKind::TreeMut => quote_spanned!(span=> __args.tree(&*#n);),
-                ArgKind::TreeOwned => quote_spanned!(span=> __args.tree(&#n);),
-                ArgKind::Static => quote_spanned!(span=> __args.static_arg(&#n);),
-            }
-        })
-        .collect();
+    let key_generics = key_generic_tokens(generics);
+    let record = record_tokens(args);
     let call_names: Vec<&Ident> = args.iter().map(|a| &a.name).collect();
-    let traced_idents: Vec<Ident> = args.iter().map(|a| format_ident!("__traced_{}", a.name)).collect();
-    let trace_setup: Vec<TokenStream> = args
-        .iter()
-        .zip(&traced_idents)
-        .map(|(a, t)| {
-            let n = &a.name;
-            match a.kind {
-                ArgKind::TreeRef => quote!(let #t = __t.input(#n)?;),
-                ArgKind::TreeMut => quote!(let mut #t = __t.input(&*#n)?;),
-                ArgKind::TreeOwned => quote!(let #t = __t.input(&#n)?;),
-                ArgKind::Static => quote!(let #t = ::std::clone::Clone::clone(&#n);),
-            }
-        })
-        .collect();
-    let trace_call_args: Vec<TokenStream> = args
-        .iter()
-        .zip(&traced_idents)
-        .map(|(a, t)| match a.kind {
-            ArgKind::TreeRef => quote!(&#t),
-            ArgKind::TreeMut => quote!(&mut #t),
-            ArgKind::TreeOwned | ArgKind::Static => quote!(#t),
-        })
-        .collect();
+    let (traced_idents, trace_setup, trace_call_args) = traced_tokens(args);
     let record_mut: Vec<TokenStream> = args
         .iter()
         .zip(&traced_idents)

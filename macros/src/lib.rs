@@ -4,6 +4,7 @@
 
 use proc_macro::TokenStream;
 
+mod grad;
 mod jit;
 mod tree;
 
@@ -38,4 +39,21 @@ pub fn derive_tree(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn jit(attr: TokenStream, item: TokenStream) -> TokenStream {
     jit::expand(attr.into(), item.into()).into()
+}
+
+/// Differentiates a function with a scalar (`Tensor<()>`) output. The function stays as
+/// written; companions on `f::` compute its derivatives with types checked by rustc:
+///
+/// - `f::grad(args)`: the gradient, with the type of the differentiated argument (a struct
+///   of parameters gets the same struct back; several `wrt` arguments give a tuple);
+/// - `f::value_and_grad(args)`: `(value, grad)`, staged and cached like `#[jit]`;
+/// - `f::vjp(args)`: `(value, pullback)`; `f::jvp(args, tangents...)`: `(value, tangent)`.
+///
+/// Options: `wrt = name` or `wrt = (a, b)` (default: the first argument), `has_aux` (the
+/// function returns `(loss, aux)`; `grad` then returns `(grad, aux)`). Integer leaves get
+/// zero gradients. Helpers and methods called by the body are differentiated through
+/// tracing; nothing else needs an annotation.
+#[proc_macro_attribute]
+pub fn grad(attr: TokenStream, item: TokenStream) -> TokenStream {
+    grad::expand(attr.into(), item.into()).into()
 }

@@ -38,38 +38,70 @@ use crate::tensor::Tensor;
 pub trait MatMul<R: Shape>: Shape {
     /// The product's shape.
     type Out: Shape;
-    /// Whether a dim that must agree is `Dyn` (so the product can fail at run time).
-    const DYN_CHECK: bool;
+    /// [`Checked`] when a dim that must agree is `Dyn` (the product can fail at run
+    /// time), else [`Unchecked`].
+    type Check;
 }
 
-const fn any_dyn(ds: &[Option<usize>]) -> bool {
-    let mut i = 0;
-    while i < ds.len() {
-        if ds[i].is_none() {
-            return true;
-        }
-        i += 1;
-    }
-    false
+/// Marks a product whose agreeing dims are all static: it cannot fail.
+#[derive(Debug)]
+pub enum Unchecked {}
+/// Marks a product with a `Dyn` dim that must agree: it is checked at run time.
+#[derive(Debug)]
+pub enum Checked {}
+
+/// [`Checked`] or [`Unchecked`], joinable: a product is checked if any agreeing dim is.
+pub trait CheckMark {
+    /// `Checked` if either `Self` or `O` is.
+    type Or<O: CheckMark>: CheckMark;
 }
+impl CheckMark for Unchecked {
+    type Or<O: CheckMark> = O;
+}
+impl CheckMark for Checked {
+    type Or<O: CheckMark> = Checked;
+}
+type Join<A, B> = <A as CheckMark>::Or<B>;
+
+/// Whether a dim needs a run-time check when it must equal another.
+pub trait DimCheck: Dim {
+    /// [`Checked`] for `Dyn`, [`Unchecked`] for `C<N>`.
+    type Check: CheckMark;
+}
+impl<const N: usize> DimCheck for C<N> {
+    type Check = Unchecked;
+}
+impl DimCheck for crate::Dyn {
+    type Check = Checked;
+}
+
+/// Implemented only by [`Unchecked`]: the bound that keeps the infallible `matmul` to
+/// static agreeing dims.
+#[diagnostic::on_unimplemented(
+    message = "this matmul has a `Dyn` inner or batch dim, so it can fail at run time",
+    label = "call `try_matmul` here (it returns a `Result`)",
+    note = "`matmul` needs the dims that must agree to be static `C<N>`; with `Dyn` call `try_matmul`"
+)]
+pub trait NoRuntimeCheck {}
+impl NoRuntimeCheck for Unchecked {}
 
 macro_rules! matmul_impl {
-    ([$($g:ident),*] $l:ty, $r:ty => $o:ty; $($chk:ident),+) => {
-        impl<$($g: Dim),*> MatMul<$r> for $l {
+    ([$($g:ident),*] $l:ty, $r:ty => $o:ty; $check:ty) => {
+        impl<$($g: DimCheck),*> MatMul<$r> for $l {
             type Out = $o;
-            const DYN_CHECK: bool = any_dyn(&[$($chk::STATIC),+]);
+            type Check = $check;
         }
     };
 }
-matmul_impl!([K] (K,), (K,) => (); K);
-matmul_impl!([K, N] (K,), (K, N) => (N,); K);
-matmul_impl!([M, K] (M, K), (K,) => (M,); K);
-matmul_impl!([M, K, N] (M, K), (K, N) => (M, N); K);
-matmul_impl!([B, M, K, N] (B, M, K), (B, K, N) => (B, M, N); B, K);
-matmul_impl!([B, M, K, N] (B, M, K), (K, N) => (B, M, N); K);
-matmul_impl!([B, M, K, N] (M, K), (B, K, N) => (B, M, N); K);
-matmul_impl!([A, B, M, K, N] (A, B, M, K), (A, B, K, N) => (A, B, M, N); A, B, K);
-matmul_impl!([A, B, M, K, N] (A, B, M, K), (K, N) => (A, B, M, N); K);
+matmul_impl!([K] (K,), (K,) => (); K::Check);
+matmul_impl!([K, N] (K,), (K, N) => (N,); K::Check);
+matmul_impl!([M, K] (M, K), (K,) => (M,); K::Check);
+matmul_impl!([M, K, N] (M, K), (K, N) => (M, N); K::Check);
+matmul_impl!([B, M, K, N] (B, M, K), (B, K, N) => (B, M, N); Join<B::Check, K::Check>);
+matmul_impl!([B, M, K, N] (B, M, K), (K, N) => (B, M, N); K::Check);
+matmul_impl!([B, M, K, N] (M, K), (B, K, N) => (B, M, N); K::Check);
+matmul_impl!([A, B, M, K, N] (A, B, M, K), (A, B, K, N) => (A, B, M, N); Join<A::Check, Join<B::Check, K::Check>>);
+matmul_impl!([A, B, M, K, N] (A, B, M, K), (K, N) => (A, B, M, N); K::Check);
 
 /// `Self` with one more trailing axis `D` (ranks 0..=5).
 pub trait AppendDim<D: Dim>: Shape {
@@ -95,7 +127,7 @@ append_impl!(A0, A1, A2, A3, A4);
 impl<S: Shape, E: Num> Tensor<S, E> {
     /// numpy's `matmul` with the shape algebra in the types: a mismatched inner dim is a
     /// compile error. When a dim that must agree is `Dyn` this does not compile either
-    /// (a const assertion points to [`Tensor::try_matmul`], which checks at run time).
+    /// (the error points to [`Tensor::try_matmul`], which checks at run time).
     ///
     /// ```
     /// use ferrax_core::{Tensor, C};
@@ -107,13 +139,8 @@ impl<S: Shape, E: Num> Tensor<S, E> {
     pub fn matmul<R: Shape>(&self, rhs: &Tensor<R, E>) -> Tensor<<S as MatMul<R>>::Out, E>
     where
         S: MatMul<R>,
+        <S as MatMul<R>>::Check: NoRuntimeCheck,
     {
-        const {
-            assert!(
-                !<S as MatMul<R>>::DYN_CHECK,
-                "matmul: an inner or batch dim is `Dyn`, so the shapes are checked at run time; call `try_matmul`"
-            )
-        };
         let out = lax_matmul(self.array(), rhs.array())
             .expect("matmul: the shape rule holds for static inner dims");
         Tensor::from_array_unchecked(out)
@@ -151,17 +178,18 @@ impl<K: Dim, E: Num> Tensor<(K,), E> {
     /// let a = Tensor::<(C<3>,)>::from_vec(vec![1., 2., 3.]).unwrap();
     /// assert_eq!(a.dot(&a).item().unwrap(), 14.0);
     /// ```
-    pub fn dot(&self, rhs: &Tensor<(K,), E>) -> Tensor<(), E> {
-        const {
-            assert!(
-                K::STATIC.is_some(),
-                "dot: the length is `Dyn`, so it is checked at run time; call `try_dot`"
-            )
-        };
+    pub fn dot(&self, rhs: &Tensor<(K,), E>) -> Tensor<(), E>
+    where
+        K: DimCheck,
+        K::Check: NoRuntimeCheck,
+    {
         self.matmul(rhs)
     }
     /// [`Tensor::dot`] for `Dyn` lengths: a mismatch is an error naming both shapes.
-    pub fn try_dot(&self, rhs: &Tensor<(K,), E>) -> Result<Tensor<(), E>> {
+    pub fn try_dot(&self, rhs: &Tensor<(K,), E>) -> Result<Tensor<(), E>>
+    where
+        K: DimCheck,
+    {
         self.try_matmul(rhs)
     }
 }
@@ -543,6 +571,16 @@ impl<B: Dim, const H: usize, const W: usize, const CI: usize, E: Float>
     /// let y: Tensor<(C<1>, C<28>, C<28>, C<32>)> = x.conv2d_same(&w, Stride::<1>);
     /// assert_eq!(y.to_vec().unwrap()[0], 4.0);
     /// ```
+    ///
+    /// Naming the wrong output size stops the build (a const assertion, reported when the
+    /// call is compiled to code, so `cargo check` alone does not show it):
+    ///
+    /// ```compile_fail
+    /// use ferrax_core::{ops::linalg::Stride, Tensor, C};
+    /// let x = Tensor::<(C<1>, C<28>, C<28>, C<1>)>::ones();
+    /// let w = Tensor::<(C<3>, C<3>, C<1>, C<8>)>::ones();
+    /// let y: Tensor<(C<1>, C<28>, C<28>, C<8>)> = x.conv2d_same(&w, Stride::<2>); // 14x14
+    /// ```
     pub fn conv2d_same<
         const KH: usize,
         const KW: usize,
@@ -585,6 +623,15 @@ impl<B: Dim, const H: usize, const W: usize, const CI: usize, E: Float>
     /// let w = Tensor::<(C<3>, C<3>, C<2>, C<1>)>::ones();
     /// let y: Tensor<(C<1>, C<2>, C<2>, C<1>)> = x.conv2d_valid(&w, Stride::<2>);
     /// assert_eq!(y.to_vec().unwrap(), vec![18.0; 4]);
+    /// ```
+    ///
+    /// A kernel whose input channels do not divide the input's is rejected the same way:
+    ///
+    /// ```compile_fail
+    /// use ferrax_core::{ops::linalg::Stride, Tensor, C};
+    /// let x = Tensor::<(C<1>, C<5>, C<5>, C<3>)>::ones();
+    /// let w = Tensor::<(C<3>, C<3>, C<2>, C<1>)>::ones();
+    /// let y: Tensor<(C<1>, C<3>, C<3>, C<1>)> = x.conv2d_valid(&w, Stride::<1>);
     /// ```
     pub fn conv2d_valid<
         const KH: usize,

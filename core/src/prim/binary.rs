@@ -14,7 +14,7 @@ use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
 use crate::prim::broadcast_in_dim::broadcast_pair;
 use crate::prim::unary::{half_binary, map2, Domain, IntElem};
-use crate::prim::Primitive;
+use crate::prim::{Elementwise, Primitive};
 use crate::storage::Storage;
 
 /// Registry entry of a binary op.
@@ -274,6 +274,9 @@ impl Primitive for Binary {
         }
         Ok(vec![a.clone()])
     }
+    fn elementwise(&self) -> Option<&dyn Elementwise> {
+        (self.0.info().domain != Domain::Logical).then_some(self as &dyn Elementwise)
+    }
     fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
         let op = self.0;
         let out = match (ins[0].data, ins[1].data) {
@@ -304,6 +307,21 @@ impl Primitive for Binary {
             (a, b) => return Err(Error::dtype_mismatch(op.name(), a.dtype(), b.dtype())),
         };
         Ok(vec![out])
+    }
+}
+
+/// The fusion form: the float slice forms (not the bitwise ops; see `elementwise`).
+impl Elementwise for Binary {
+    fn arity(&self) -> usize {
+        2
+    }
+    fn apply_f32(&self, ins: &[&[f32]], out: &mut [f32]) -> bool {
+        self.0.apply_f32(ins[0], ins[1], out);
+        true
+    }
+    fn apply_f64(&self, ins: &[&[f64]], out: &mut [f64]) -> bool {
+        self.0.apply_f64(ins[0], ins[1], out);
+        true
     }
 }
 

@@ -69,6 +69,21 @@ impl Primitive for BroadcastInDim {
     fn broadcast_pattern(&self) -> Option<(&[usize], &[usize])> {
         Some((&self.shape, &self.dims))
     }
+    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else { return Ok(vec![None]) };
+        let x = &primals[0];
+        // Sum over the axes the broadcast created, and over operand axes of size 1 that it
+        // stretched; then restore the operand's shape.
+        let mut axes: Vec<usize> = (0..self.shape.len()).filter(|a| !self.dims.contains(a)).collect();
+        for (i, &d) in self.dims.iter().enumerate() {
+            if x.shape()[i] == 1 && self.shape[d] != 1 {
+                axes.push(d);
+            }
+        }
+        axes.sort_unstable();
+        let summed = crate::prim::reduce::reduce_sum(ct, &axes)?;
+        Ok(vec![Some(crate::prim::reshape::reshape(&summed, x.shape())?)])
+    }
 }
 
 /// Helper: element type → storage, used by kernels generic over `T`.

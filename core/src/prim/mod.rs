@@ -4,7 +4,7 @@
 //! the fusion form join it in the same file as the engine grows. Interpreters and
 //! transformations never name a specific primitive: they go through this trait.
 
-use crate::array::{AVal, HostView};
+use crate::array::{AVal, Array, HostView};
 use crate::error::Result;
 use crate::storage::Storage;
 use std::fmt;
@@ -69,6 +69,32 @@ pub trait Primitive: fmt::Debug + Send + Sync + 'static {
     /// operands through an index map instead of materializing them.
     fn broadcast_pattern(&self) -> Option<(&[usize], &[usize])> {
         None
+    }
+    /// Reverse-mode rule: given the primal operands, the primal results and the results'
+    /// cotangents (`None` = zero), returns each operand's cotangent (`None` = zero, or not
+    /// differentiable: integer operands). Written with lax-level functions on `Array`s, so
+    /// the rule is itself traced and can be differentiated again (higher order). Forward
+    /// mode is derived from these rules by transposition (see `ad`).
+    fn vjp(
+        &self,
+        primals: &[Array],
+        outs: &[Array],
+        cotangents: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let _ = (primals, outs, cotangents);
+        Err(crate::Error::unsupported(self.name(), "no reverse-mode (vjp) rule yet"))
+    }
+    /// Batching rule: operands with their batch axis (`None` = not batched) → results with
+    /// theirs. The default runs the primitive once per example and stacks the results,
+    /// which is correct for every primitive; rules that move the batch axis into the
+    /// primitive's own axes are faster.
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let _ = (args, dims);
+        Err(crate::Error::unsupported(self.name(), "no batching rule yet"))
     }
 }
 

@@ -17,10 +17,7 @@ use std::sync::Arc;
 /// Checks that an operand is a key: `u32[2]`.
 fn check_key(op: &'static str, k: &AVal) -> Result<()> {
     if k.dtype != DType::U32 || k.shape != [2] {
-        return Err(Error::shape(
-            op,
-            format!("a PRNG key is u32[2], got {k}"),
-        ));
+        return Err(Error::shape(op, format!("a PRNG key is u32[2], got {k}")));
     }
     Ok(())
 }
@@ -119,7 +116,10 @@ impl Primitive for RandomBits {
         "random_bits"
     }
     fn params(&self) -> String {
-        format!("shape={:?} width={} layout={:?}", self.shape, self.width, self.layout)
+        format!(
+            "shape={:?} width={} layout={:?}",
+            self.shape, self.width, self.layout
+        )
     }
     fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
         check_arity("random_bits", ins, 1)?;
@@ -212,7 +212,10 @@ pub struct RandomSample {
 
 fn want_float(op: &'static str, what: &str, a: &AVal) -> Result<()> {
     if !a.dtype.is_float() {
-        return Err(Error::dtype(op, format!("{what} must be floating, got {a}")));
+        return Err(Error::dtype(
+            op,
+            format!("{what} must be floating, got {a}"),
+        ));
     }
     Ok(())
 }
@@ -256,13 +259,19 @@ impl Primitive for RandomSample {
                     want_shape(op, "p", &ins[1], shape, ins[1].dtype)?;
                 }
                 if dtype != DType::Bool {
-                    return Err(Error::dtype(op, format!("output dtype is bool, got {dtype}")));
+                    return Err(Error::dtype(
+                        op,
+                        format!("output dtype is bool, got {dtype}"),
+                    ));
                 }
             }
             Dist::RandInt { .. } => {
                 check_arity(op, ins, 1)?;
                 if !matches!(dtype, DType::I32 | DType::U32 | DType::I64) {
-                    return Err(Error::dtype(op, format!("needs i32, u32 or i64, got {dtype}")));
+                    return Err(Error::dtype(
+                        op,
+                        format!("needs i32, u32 or i64, got {dtype}"),
+                    ));
                 }
             }
             Dist::Permutation => {
@@ -293,7 +302,10 @@ impl Primitive for RandomSample {
                     ));
                 }
                 if dtype != DType::I32 {
-                    return Err(Error::dtype(op, format!("output dtype is i32, got {dtype}")));
+                    return Err(Error::dtype(
+                        op,
+                        format!("output dtype is i32, got {dtype}"),
+                    ));
                 }
             }
             Dist::Gamma { .. } | Dist::Dirichlet => {
@@ -301,7 +313,10 @@ impl Primitive for RandomSample {
                 Fmt::of(op, dtype)?;
                 want_shape(op, "alpha", &ins[1], shape, dtype)?;
                 if self.dist == Dist::Dirichlet && shape.is_empty() {
-                    return Err(Error::shape(op, "alpha needs a category axis, got a scalar"));
+                    return Err(Error::shape(
+                        op,
+                        "alpha needs a category axis, got a scalar",
+                    ));
                 }
             }
             Dist::Beta => {
@@ -321,7 +336,14 @@ impl Primitive for RandomSample {
         let n = outs[0].numel();
         let layout = self.layout;
         let out = match self.dist {
-            Dist::Uniform { min, max } => elementwise(op, Elementwise::Uniform { min, max }, self.dtype, key, n, layout)?,
+            Dist::Uniform { min, max } => elementwise(
+                op,
+                Elementwise::Uniform { min, max },
+                self.dtype,
+                key,
+                n,
+                layout,
+            )?,
             Dist::Normal => elementwise(op, Elementwise::Normal, self.dtype, key, n, layout)?,
             Dist::TruncatedNormal { lower, upper } => elementwise(
                 op,
@@ -331,7 +353,9 @@ impl Primitive for RandomSample {
                 n,
                 layout,
             )?,
-            Dist::Exponential => elementwise(op, Elementwise::Exponential, self.dtype, key, n, layout)?,
+            Dist::Exponential => {
+                elementwise(op, Elementwise::Exponential, self.dtype, key, n, layout)?
+            }
             Dist::Gumbel => elementwise(op, Elementwise::Gumbel, self.dtype, key, n, layout)?,
             Dist::Bernoulli => {
                 let fmt = Fmt::of(op, ins[1].data.dtype())?;
@@ -356,7 +380,7 @@ impl Primitive for RandomSample {
             Dist::Permutation => {
                 let x = ins[1];
                 let rows = x.shape[0];
-                let row = if rows == 0 { 0 } else { n / rows };
+                let row = n.checked_div(rows).unwrap_or(0);
                 let perm = kernels::permutation_indices(key, rows, layout);
                 with_storage!(x.data, v, T => {
                     let mut out: Vec<T> = Vec::with_capacity(n);
@@ -380,15 +404,30 @@ impl Primitive for RandomSample {
                 let fmt = Fmt::of(op, self.dtype)?;
                 check_layout(op, fmt, layout)?;
                 match fmt {
-                    Fmt::F64 => Storage::F64(kernels::gamma(fmt, key, f64s(ins[1].data), log_space, layout)),
-                    _ => store32(fmt, kernels::gamma(fmt, key, &f32s(ins[1].data), log_space, layout)),
+                    Fmt::F64 => Storage::F64(kernels::gamma(
+                        fmt,
+                        key,
+                        f64s(ins[1].data),
+                        log_space,
+                        layout,
+                    )),
+                    _ => store32(
+                        fmt,
+                        kernels::gamma(fmt, key, &f32s(ins[1].data), log_space, layout),
+                    ),
                 }
             }
             Dist::Beta => {
                 let fmt = Fmt::of(op, self.dtype)?;
                 check_layout(op, fmt, layout)?;
                 match fmt {
-                    Fmt::F64 => Storage::F64(kernels::beta(fmt, key, f64s(ins[1].data), f64s(ins[2].data), layout)),
+                    Fmt::F64 => Storage::F64(kernels::beta(
+                        fmt,
+                        key,
+                        f64s(ins[1].data),
+                        f64s(ins[2].data),
+                        layout,
+                    )),
                     _ => store32(
                         fmt,
                         kernels::beta(fmt, key, &f32s(ins[1].data), &f32s(ins[2].data), layout),
@@ -400,8 +439,13 @@ impl Primitive for RandomSample {
                 check_layout(op, fmt, layout)?;
                 let k = self.shape[self.shape.len() - 1];
                 match fmt {
-                    Fmt::F64 => Storage::F64(kernels::dirichlet(fmt, key, f64s(ins[1].data), k, layout)),
-                    _ => store32(fmt, kernels::dirichlet(fmt, key, &f32s(ins[1].data), k, layout)),
+                    Fmt::F64 => {
+                        Storage::F64(kernels::dirichlet(fmt, key, f64s(ins[1].data), k, layout))
+                    }
+                    _ => store32(
+                        fmt,
+                        kernels::dirichlet(fmt, key, &f32s(ins[1].data), k, layout),
+                    ),
                 }
             }
         };
@@ -430,8 +474,13 @@ fn elementwise(
 ) -> Result<Storage> {
     let fmt = Fmt::of(op, dtype)?;
     Ok(match fmt {
-        Fmt::F64 => Storage::F64(kernels::sample_elementwise::<f64>(op, dist, fmt, key, n, layout)?),
-        _ => store32(fmt, kernels::sample_elementwise::<f32>(op, dist, fmt, key, n, layout)?),
+        Fmt::F64 => Storage::F64(kernels::sample_elementwise::<f64>(
+            op, dist, fmt, key, n, layout,
+        )?),
+        _ => store32(
+            fmt,
+            kernels::sample_elementwise::<f32>(op, dist, fmt, key, n, layout)?,
+        ),
     })
 }
 
@@ -476,7 +525,14 @@ pub fn random_fold_in(key: &Array, data: &Array) -> Result<Array> {
 /// `random_bits(key, width, shape)`: `u32` for width 32, `i64` bit patterns for width 64.
 pub fn random_bits(key: &Array, shape: &[usize], width: u32) -> Result<Array> {
     let layout = crate::random::threefry_layout();
-    bind1(RandomBits { shape: shape.to_vec(), width, layout }, &[key])
+    bind1(
+        RandomBits {
+            shape: shape.to_vec(),
+            width,
+            layout,
+        },
+        &[key],
+    )
 }
 
 /// Draws `dist` with output `shape` and `dtype`; `params` are the distribution's array
@@ -492,5 +548,13 @@ pub fn random_sample(
     let mut ins = Vec::with_capacity(1 + params.len());
     ins.push(key);
     ins.extend_from_slice(params);
-    bind1(RandomSample { dist, shape: shape.to_vec(), dtype, layout }, &ins)
+    bind1(
+        RandomSample {
+            dist,
+            shape: shape.to_vec(),
+            dtype,
+            layout,
+        },
+        &ins,
+    )
 }

@@ -16,7 +16,7 @@
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::prim::Primitive;
+use crate::prim::{Elementwise, Primitive};
 use crate::storage::Storage;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
@@ -482,7 +482,7 @@ pub fn exp_f32(x: f32) -> f32 {
         * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1)
+        + 0.5)
         * z
         + r
         + 1.0;
@@ -500,10 +500,10 @@ pub fn exp_f32(x: f32) -> f32 {
 pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let small = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z
+    let small = ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z
         + 1.333_144_2e-1)
         * z
-        - 3.333_328_2e-1)
+        - 3.333_328e-1)
         * z
         * x
         + x;
@@ -798,6 +798,11 @@ impl Primitive for Unary {
         };
         Ok(vec![AVal::new(x.shape.clone(), dtype)])
     }
+    fn elementwise(&self) -> Option<&dyn Elementwise> {
+        let info = self.0.info();
+        (info.out == OutDType::Same && info.domain != Domain::Logical)
+            .then_some(self as &dyn Elementwise)
+    }
     fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
         let op = self.0;
         let out = match (ins[0].data, op.info().out) {
@@ -836,6 +841,21 @@ impl Primitive for Unary {
             }
         };
         Ok(vec![out])
+    }
+}
+
+/// The fusion form: the slice forms above (float-valued ops only; see `elementwise`).
+impl Elementwise for Unary {
+    fn arity(&self) -> usize {
+        1
+    }
+    fn apply_f32(&self, ins: &[&[f32]], out: &mut [f32]) -> bool {
+        self.0.apply_f32(ins[0], out);
+        true
+    }
+    fn apply_f64(&self, ins: &[&[f64]], out: &mut [f64]) -> bool {
+        self.0.apply_f64(ins[0], out);
+        true
     }
 }
 

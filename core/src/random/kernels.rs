@@ -213,7 +213,11 @@ impl Fmt {
         let sign = 1u64 << (width - 1);
         let mag = (bits & (sign - 1)) as i128;
         let ord = if bits & sign != 0 { -mag } else { mag } + if up { 1 } else { -1 };
-        let nb = if ord < 0 { sign | (-ord) as u64 } else { ord as u64 };
+        let nb = if ord < 0 {
+            sign | (-ord) as u64
+        } else {
+            ord as u64
+        };
         match self {
             Fmt::F32 => f32::from_bits(nb as u32) as f64,
             Fmt::F64 => f64::from_bits(nb),
@@ -231,7 +235,13 @@ pub(crate) struct Unit {
 }
 
 impl Unit {
-    pub(crate) fn new(op: &'static str, fmt: Fmt, key: [u32; 2], n: usize, layout: Layout) -> Result<Unit> {
+    pub(crate) fn new(
+        op: &'static str,
+        fmt: Fmt,
+        key: [u32; 2],
+        n: usize,
+        layout: Layout,
+    ) -> Result<Unit> {
         let legacy = match (layout, fmt) {
             (Layout::Partitionable, _) => None,
             (Layout::Legacy, Fmt::F32) => Some(bits32_legacy(key, n)),
@@ -271,10 +281,20 @@ impl Unit {
 /// The scalar `[0, 1)` draw of `uniform(key, ())`.
 fn unit_scalar<R: Real>(fmt: Fmt, key: [u32; 2], layout: Layout) -> R {
     match layout {
-        Layout::Partitionable => Unit { fmt, key, legacy: None }.get(0),
+        Layout::Partitionable => Unit {
+            fmt,
+            key,
+            legacy: None,
+        }
+        .get(0),
         Layout::Legacy => {
             let w = threefry2x32(key, [0, 0])[0];
-            Unit { fmt, key, legacy: Some(vec![w]) }.get(0)
+            Unit {
+                fmt,
+                key,
+                legacy: Some(vec![w]),
+            }
+            .get(0)
         }
     }
 }
@@ -290,7 +310,10 @@ impl<R: Real> Affine<R> {
     pub(crate) fn new(fmt: Fmt, lo: f64, hi: f64) -> Affine<R> {
         let lo = fmt.round(lo);
         let hi = fmt.round(hi);
-        Affine { lo: R::of(lo), range: R::of(fmt.round(hi - lo)) }
+        Affine {
+            lo: R::of(lo),
+            range: R::of(fmt.round(hi - lo)),
+        }
     }
     /// `max(lo, f * range + lo)` with the multiply-add fused, as XLA:CPU emits it.
     #[inline]
@@ -404,7 +427,9 @@ pub(crate) fn bernoulli<R: Real>(
     let unit = Unit::new("bernoulli", fmt, key, n, layout)?;
     let aff = Affine::<R>::new(fmt, 0.0, 1.0);
     // `p` is either one value for all draws or one per draw.
-    Ok(collect_indexed(n, |i| aff.apply(fmt, unit.get(i)) < p[i % p.len()]))
+    Ok(collect_indexed(n, |i| {
+        aff.apply(fmt, unit.get(i)) < p[i % p.len()]
+    }))
 }
 
 /// Gumbel-max over the last axis of `logits` (`batch = logits.len() / k` rows, broadcast
@@ -485,7 +510,11 @@ pub(crate) fn randint(
 ) -> Result<Vec<i64>> {
     let (tmin, tmax) = fmt.range();
     let nbits = fmt.bits();
-    let mask: u64 = if nbits == 64 { u64::MAX } else { (1u64 << nbits) - 1 };
+    let mask: u64 = if nbits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << nbits) - 1
+    };
     let out_of_range = (max as i128) > tmax;
     let lo = (min as i128).clamp(tmin, tmax);
     let hi = (max as i128).clamp(tmin, tmax);
@@ -504,14 +533,21 @@ pub(crate) fn randint(
     let (hb, lb): (Vec<u64>, Vec<u64>) = if nbits == 64 {
         let h = random_bits64(k1, n, layout)?;
         let l = random_bits64(k2, n, layout)?;
-        (h.into_iter().map(|x| x as u64).collect(), l.into_iter().map(|x| x as u64).collect())
+        (
+            h.into_iter().map(|x| x as u64).collect(),
+            l.into_iter().map(|x| x as u64).collect(),
+        )
     } else {
         let h = random_bits32(k1, n, layout);
         let l = random_bits32(k2, n, layout);
-        (h.into_iter().map(u64::from).collect(), l.into_iter().map(u64::from).collect())
+        (
+            h.into_iter().map(u64::from).collect(),
+            l.into_iter().map(u64::from).collect(),
+        )
     };
     Ok(collect_indexed(n, |i| {
-        let off = (urem(hb[i], span).wrapping_mul(mult) & mask).wrapping_add(urem(lb[i], span)) & mask;
+        let off =
+            (urem(hb[i], span).wrapping_mul(mult) & mask).wrapping_add(urem(lb[i], span)) & mask;
         let off = urem(off, span);
         // minval + offset in the dtype, wrapping.
         let v = (lo as u64).wrapping_add(off) & mask;
@@ -543,7 +579,13 @@ pub(crate) fn permutation_indices(key: [u32; 2], n: usize, layout: Layout) -> Ve
 /// One Gamma(alpha) draw (Marsaglia–Tsang, with the `alpha < 1` boost), as JAX's
 /// `_gamma_one`: the same key splits, the same rejection loop, so samples match JAX's
 /// wherever the transcendental functions agree. `log_space` returns `log` of the sample.
-pub(crate) fn gamma_one<R: Real>(fmt: Fmt, key: [u32; 2], alpha: R, log_space: bool, layout: Layout) -> R {
+pub(crate) fn gamma_one<R: Real>(
+    fmt: Fmt,
+    key: [u32; 2],
+    alpha: R,
+    log_space: bool,
+    layout: Layout,
+) -> R {
     let zero = R::of(0.0);
     let one = R::of(1.0);
     let third = R::of(1.0 / 3.0);
@@ -564,10 +606,14 @@ pub(crate) fn gamma_one<R: Real>(fmt: Fmt, key: [u32; 2], alpha: R, log_space: b
     let mut guard = 0u32;
     while reject(x2, v3, u) && guard < 10_000 {
         guard += 1;
-        let ks = split_keys(key, 3, layout);
-        key = ks[0];
-        let mut xkey = ks[1];
-        let ukey = ks[2];
+        let (next, mut xkey, ukey) = match layout {
+            Layout::Partitionable => (split_at(key, 0), split_at(key, 1), split_at(key, 2)),
+            Layout::Legacy => {
+                let ks = split_keys(key, 3, layout);
+                (ks[0], ks[1], ks[2])
+            }
+        };
+        key = next;
         let (mut x, mut v) = (zero, -one);
         let mut inner = 0u32;
         while v <= zero && inner < 10_000 {
@@ -584,7 +630,11 @@ pub(crate) fn gamma_one<R: Real>(fmt: Fmt, key: [u32; 2], alpha: R, log_space: b
     if log_space {
         // log(U) = -Exponential via log1p(-u), so log-space and direct samples agree.
         let log_u = (-unit_scalar::<R>(fmt, subkey, layout)).ln_1p();
-        let log_boost = if boost || log_u == zero { zero } else { log_u * (one / alpha) };
+        let log_boost = if boost || log_u == zero {
+            zero
+        } else {
+            log_u * (one / alpha)
+        };
         d.ln() + v3.ln() + log_boost
     } else {
         let s = one - unit_scalar::<R>(fmt, subkey, layout);
@@ -594,10 +644,18 @@ pub(crate) fn gamma_one<R: Real>(fmt: Fmt, key: [u32; 2], alpha: R, log_space: b
 }
 
 /// Gamma draws for every element of `alpha`, element `i` from key `split(key, n)[i]`.
-pub(crate) fn gamma<R: Real>(fmt: Fmt, key: [u32; 2], alpha: &[R], log_space: bool, layout: Layout) -> Vec<R> {
+pub(crate) fn gamma<R: Real>(
+    fmt: Fmt,
+    key: [u32; 2],
+    alpha: &[R],
+    log_space: bool,
+    layout: Layout,
+) -> Vec<R> {
     let keys = split_keys(key, alpha.len(), layout);
     let mut out = vec![R::default(); alpha.len()];
-    fill_indexed(&mut out, |i| gamma_one(fmt, keys[i], alpha[i], log_space, layout));
+    fill_indexed(&mut out, |i| {
+        gamma_one(fmt, keys[i], alpha[i], log_space, layout)
+    });
     out
 }
 
@@ -615,7 +673,13 @@ pub(crate) fn beta<R: Real>(fmt: Fmt, key: [u32; 2], a: &[R], b: &[R], layout: L
 }
 
 /// `dirichlet(key, alpha)`: log-space gamma draws, softmax over rows of length `k`.
-pub(crate) fn dirichlet<R: Real>(fmt: Fmt, key: [u32; 2], alpha: &[R], k: usize, layout: Layout) -> Vec<R> {
+pub(crate) fn dirichlet<R: Real>(
+    fmt: Fmt,
+    key: [u32; 2],
+    alpha: &[R],
+    k: usize,
+    layout: Layout,
+) -> Vec<R> {
     let mut g = gamma(fmt, key, alpha, true, layout);
     if k == 0 {
         return g;

@@ -96,12 +96,14 @@ pub(crate) fn fill_indexed<T: Send>(out: &mut [T], f: impl Fn(usize) -> T + Sync
         }
         return;
     }
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-        let base = c * CHUNK;
-        for (j, o) in chunk.iter_mut().enumerate() {
-            *o = f(base + j);
-        }
-    });
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let base = c * CHUNK;
+            for (j, o) in chunk.iter_mut().enumerate() {
+                *o = f(base + j);
+            }
+        });
 }
 
 /// A new vector of `n` elements `f(0), ..., f(n-1)`, filled as [`fill_indexed`].
