@@ -467,3 +467,31 @@ fn summary_of_a_large_and_a_single_leaf_tree() {
     );
     assert!(single.contains("total (1 leaf)"), "{single}");
 }
+
+/// A recursive (non-generic) struct: paths nest as deep as the data.
+#[derive(Tree)]
+struct Node {
+    w: Tensor<(C<1>,)>,
+    kids: Vec<Node>,
+}
+
+#[test]
+fn recursive_struct() {
+    let leaf = |x: f32| Node {
+        w: t(&[x]),
+        kids: vec![],
+    };
+    let n = Node {
+        w: t(&[0.]),
+        kids: vec![
+            leaf(1.),
+            Node {
+                w: t(&[2.]),
+                kids: vec![leaf(3.)],
+            },
+        ],
+    };
+    assert_eq!(path_strings(&n), ["w", "kids.0.w", "kids.1.w", "kids.1.kids.0.w"]);
+    let back = tree::unflatten(&n, tree::leaves(&n)).unwrap();
+    assert_eq!(back.kids[1].kids[0].w.to_vec().unwrap(), vec![3.0]);
+}

@@ -22,6 +22,7 @@ pub mod random;
 pub mod shape;
 pub mod shape_axes;
 pub mod tensor;
+pub mod testing;
 pub mod trace;
 pub mod tree;
 

@@ -1,6 +1,7 @@
 use ferrax::{Tensor, Tree, C};
 
 #[derive(Tree)]
+#[tree(static)]
 struct Linear {
     w: Tensor<(C<2>, C<3>)>,
     #[tree(skip)]
@@ -9,6 +10,8 @@ struct Linear {
     size: usize,
     #[tree = "static"]
     flag: bool,
+    #[tree()]
+    bias: bool,
 }
 
 fn main() {}

@@ -100,18 +100,17 @@ pub fn gelu(x: &Array) -> Result<Array> {
     binary_bcast(BinaryOp::Mul, &h, &c)
 }
 
-/// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+/// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`, evaluated as
+/// `x · σ(2√(2/π) (x + 0.044715 x³))` (the same function, since `(1 + tanh u)/2 = σ(2u)`),
+/// which avoids the cancellation of `1 + tanh` for negative x and takes fewer ops.
 pub fn gelu_tanh(x: &Array) -> Result<Array> {
-    let k = (2.0 / std::f64::consts::PI).sqrt();
+    let k2 = 2.0 * (2.0 / std::f64::consts::PI).sqrt();
     let x2 = binary_bcast(BinaryOp::Mul, x, x)?;
-    let p = binary_scalar(BinaryOp::Mul, &x2, 0.044715)?;
-    let p = binary_scalar(BinaryOp::Add, &p, 1.0)?;
+    let p = binary_scalar(BinaryOp::Mul, &x2, 0.044715 * k2)?;
+    let p = binary_scalar(BinaryOp::Add, &p, k2)?;
     let inner = binary_bcast(BinaryOp::Mul, x, &p)?;
-    let inner = binary_scalar(BinaryOp::Mul, &inner, k)?;
-    let t = unary(UnaryOp::Tanh, &inner)?;
-    let t = binary_scalar(BinaryOp::Add, &t, 1.0)?;
-    let h = binary_scalar(BinaryOp::Mul, x, 0.5)?;
-    binary_bcast(BinaryOp::Mul, &h, &t)
+    let s = unary(UnaryOp::Logistic, &inner)?;
+    binary_bcast(BinaryOp::Mul, x, &s)
 }
 
 /// SiLU / swish: `x · σ(x)`.

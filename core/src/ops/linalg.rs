@@ -504,7 +504,7 @@ pub struct Stride<const S: usize>;
 /// Feature groups implied by the channel counts, checked at compile time.
 const fn conv_groups(ci: usize, cig: usize, co: usize) -> usize {
     assert!(
-        cig > 0 && ci % cig == 0 && co % (ci / cig) == 0,
+        cig > 0 && ci.is_multiple_of(cig) && co.is_multiple_of(ci / cig),
         "conv2d: the kernel's input channels (HWIO's I) must divide the input channels C, and the group count C / I must divide the output channels O"
     );
     ci / cig

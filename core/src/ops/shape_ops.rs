@@ -109,33 +109,6 @@ const fn fits_within(small: &[Option<usize>], big: &[Option<usize>]) -> bool {
     true
 }
 
-/// Whether `out` is `x` with axis `axis` replaced by the axes of `idx` (static dims).
-const fn is_splice(
-    x: &[Option<usize>],
-    axis: usize,
-    idx: &[Option<usize>],
-    out: &[Option<usize>],
-) -> bool {
-    if out.len() + 1 != x.len() + idx.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < out.len() {
-        let want = if i < axis {
-            x[i]
-        } else if i < axis + idx.len() {
-            idx[i - axis]
-        } else {
-            x[i + 1 - idx.len()]
-        };
-        if static_dim(want) != static_dim(out[i]) {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
 /// Rank-0 index tensors as arrays.
 fn index_arrays<I: Int>(starts: &[&Tensor<(), I>]) -> Vec<Array> {
     starts.iter().map(|t| t.array().clone()).collect()
@@ -342,36 +315,52 @@ impl<S: Shape, E: Elem> Tensor<S, E> {
         checked("slice", self.dims(), y)
     }
 
-    /// Joins `other` after `self` along `AXIS`; the caller names the output shape `SOut`.
-    /// The other dims must be the same types (a trait check), and the output dim along
-    /// `AXIS` must be the sum of the inputs' (a compile-time check). Static shapes only; see
-    /// [`Tensor::try_concat`].
+    /// Joins `other` after `self` along `AXIS`; the caller names the output shape `SOut`
+    /// (usually through a `let` binding's type). The other dims must be the same types (a
+    /// trait check), and the output dim along `AXIS` must be the sum of the inputs' (a
+    /// compile-time check). Static shapes only; see [`Tensor::try_concat`].
     ///
     /// ```
-    /// use ferrax_core::{Tensor, C};
+    /// use ferrax_core::{shape_axes::Ax, Tensor, C};
     /// let a = Tensor::<(C<2>, C<2>)>::zeros();
     /// let b = Tensor::<(C<2>, C<3>)>::ones();
-    /// let c = a.concat::<1, (C<2>, C<5>)>(&b);
+    /// let c: Tensor<(C<2>, C<5>)> = a.concat(Ax::<1>, &b);
     /// assert_eq!(c.to_vec().unwrap()[..5], [0., 0., 1., 1., 1.]);
     /// ```
-    pub fn concat<const AXIS: usize, SOut>(
+    pub fn concat<const AXIS: usize, S2, SOut>(
         &self,
-        other: &Tensor<impl RemoveAxis<AXIS, Out = <S as RemoveAxis<AXIS>>::Out> + StaticShape, E>,
+        _axis: Ax<AXIS>,
+        other: &Tensor<S2, E>,
     ) -> Tensor<SOut, E>
     where
         S: RemoveAxis<AXIS> + StaticShape,
+        S2: RemoveAxis<AXIS, Out = <S as RemoveAxis<AXIS>>::Out> + StaticShape,
         SOut: RemoveAxis<AXIS, Out = <S as RemoveAxis<AXIS>>::Out> + StaticShape,
     {
-        concat_static::<AXIS, S, _, SOut, E>(self, other)
+        const {
+            let x = static_dim(<<S as RemoveAxis<AXIS>>::Removed as Dim>::STATIC);
+            let y = static_dim(<<S2 as RemoveAxis<AXIS>>::Removed as Dim>::STATIC);
+            let z = static_dim(<<SOut as RemoveAxis<AXIS>>::Removed as Dim>::STATIC);
+            assert!(
+                x + y == z,
+                "concat: the output dim along the axis must equal the sum of the input dims"
+            );
+        };
+        typed(
+            "concatenate",
+            concatenate::concatenate(&[self.arr_ref(), other.arr_ref()], AXIS),
+        )
     }
 
     /// Joins `other` after `self` along `AXIS`, checking sizes at run time (for `Dyn` axes).
-    pub fn try_concat<const AXIS: usize, SOut>(
+    pub fn try_concat<const AXIS: usize, S2, SOut>(
         &self,
-        other: &Tensor<impl RemoveAxis<AXIS, Out = <S as RemoveAxis<AXIS>>::Out>, E>,
+        _axis: Ax<AXIS>,
+        other: &Tensor<S2, E>,
     ) -> Result<Tensor<SOut, E>>
     where
         S: RemoveAxis<AXIS>,
+        S2: RemoveAxis<AXIS, Out = <S as RemoveAxis<AXIS>>::Out>,
         SOut: RemoveAxis<AXIS, Out = <S as RemoveAxis<AXIS>>::Out>,
     {
         let y = concatenate::concatenate(&[self.arr_ref(), other.arr_ref()], AXIS)?;
@@ -449,18 +438,6 @@ impl<S: Shape, E: Elem> Tensor<S, E> {
             "gather",
             gather::take(self.arr_ref(), indices.arr_ref(), AXIS),
         )
-    }
-
-    /// [`Tensor::take`] with the output type named by the caller, checked at compile time
-    /// when every shape is static (`x.take_as::<0, (C<4>, C<2>)>(&idx)`).
-    pub fn take_as<const AXIS: usize, SOut: StaticShape>(
-        &self,
-        indices: &Tensor<impl StaticShape, impl Int>,
-    ) -> Tensor<SOut, E>
-    where
-        S: StaticShape,
-    {
-        take_as_static::<AXIS, S, _, _, SOut, E>(self, indices)
     }
 
     /// `jnp.take_along_axis(x, idx, axis=AXIS)` for static shapes: `idx` has `x`'s dims off
@@ -684,47 +661,6 @@ impl<A: Dim, B: Dim, E: Elem> Tensor<(A, B), E> {
     pub fn t(&self) -> Tensor<(B, A), E> {
         typed("transpose", transpose::transpose(self.array(), &[1, 0]))
     }
-}
-
-fn concat_static<const AXIS: usize, S, S2, SOut, E: Elem>(
-    a: &Tensor<S, E>,
-    b: &Tensor<S2, E>,
-) -> Tensor<SOut, E>
-where
-    S: RemoveAxis<AXIS>,
-    S2: RemoveAxis<AXIS>,
-    SOut: RemoveAxis<AXIS>,
-{
-    const {
-        let x = static_dim(<<S as RemoveAxis<AXIS>>::Removed as Dim>::STATIC);
-        let y = static_dim(<<S2 as RemoveAxis<AXIS>>::Removed as Dim>::STATIC);
-        let z = static_dim(<<SOut as RemoveAxis<AXIS>>::Removed as Dim>::STATIC);
-        assert!(
-            x + y == z,
-            "concat: the output dim along the axis must equal the sum of the input dims"
-        );
-    };
-    typed(
-        "concatenate",
-        concatenate::concatenate(&[a.array(), b.array()], AXIS),
-    )
-}
-
-fn take_as_static<const AXIS: usize, S: Shape, SI: Shape, I: Int, SOut: Shape, E: Elem>(
-    x: &Tensor<S, E>,
-    idx: &Tensor<SI, I>,
-) -> Tensor<SOut, E> {
-    const {
-        assert!(
-            AXIS < S::RANK,
-            "take: the axis is out of range for the operand's rank"
-        );
-        assert!(
-            is_splice(S::STATIC_DIMS, AXIS, SI::STATIC_DIMS, SOut::STATIC_DIMS),
-            "take: the output shape must be the operand's with the axis replaced by the index shape"
-        );
-    };
-    typed("gather", gather::take(x.array(), idx.array(), AXIS))
 }
 
 /// Joins same-typed tensors along `AXIS`; the caller names the output type, whose dim along

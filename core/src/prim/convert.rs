@@ -97,15 +97,15 @@ macro_rules! as_num {
 }
 as_num!(f32, 0.0, bf16::from_f32, f16::from_f32);
 as_num!(f64, 0.0, bf16::from_f64, f16::from_f64);
-as_num!(i32, 0, |x: i32| bf16::from_f64(x as f64), |x: i32| f16::from_f64(
-    x as f64
-));
-as_num!(i64, 0, |x: i64| bf16::from_f64(x as f64), |x: i64| f16::from_f64(
-    x as f64
-));
-as_num!(u32, 0, |x: u32| bf16::from_f64(x as f64), |x: u32| f16::from_f64(
-    x as f64
-));
+as_num!(i32, 0, |x: i32| bf16::from_f64(x as f64), |x: i32| {
+    f16::from_f64(x as f64)
+});
+as_num!(i64, 0, |x: i64| bf16::from_f64(x as f64), |x: i64| {
+    f16::from_f64(x as f64)
+});
+as_num!(u32, 0, |x: u32| bf16::from_f64(x as f64), |x: u32| {
+    f16::from_f64(x as f64)
+});
 
 fn from_num<S: AsNum>(v: &[S], to: DType) -> Storage {
     macro_rules! conv {

@@ -27,6 +27,23 @@ fn scan3<T: Load, M: Monoid<T::A>>(x: &[T], p: Split3, reverse: bool, out: &mut 
     let Split3 { outer, r, inner } = p;
     let block = |o: usize, oblk: &mut [T]| {
         let xb = &x[o * r * inner..(o + 1) * r * inner];
+        if inner == 1 {
+            // The common case (last axis): a plain running fold, no per-step slicing.
+            let mut a = M::id();
+            let mut step = |(v, y): (&T, &mut T)| {
+                a = M::comb(a, v.load());
+                *y = T::store(a);
+            };
+            if reverse {
+                xb.iter()
+                    .rev()
+                    .zip(oblk.iter_mut().rev())
+                    .for_each(&mut step);
+            } else {
+                xb.iter().zip(oblk.iter_mut()).for_each(&mut step);
+            }
+            return;
+        }
         let mut acc = vec![M::id(); inner];
         let mut step = |k: usize| {
             let (xr, yr) = (

@@ -246,7 +246,7 @@ fn as_batched<'a, T: Copy>(
 impl<T: Clone> Operand<'_, T> {
     fn batch_ref(&self) -> BatchRef<'_, T> {
         BatchRef {
-            mat: MatRef::new(&*self.data, 0, self.strides[1], self.strides[2]),
+            mat: MatRef::new(&self.data, 0, self.strides[1], self.strides[2]),
             bs: self.strides[0],
         }
     }
@@ -333,9 +333,12 @@ pub fn dot_general(
 ///
 /// ```
 /// use ferrax_core::{Array, prim::dot_general::matmul};
-/// let a = Array::from_vec(vec![2, 1, 2], vec![1f64, 2., 3., 4.]).unwrap();
+/// // Batch dims [2, 1] and [3] broadcast to [2, 3]; each product is (1x2)·(2x1).
+/// let a = Array::from_vec(vec![2, 1, 1, 2], vec![1f64, 2., 3., 4.]).unwrap();
 /// let b = Array::from_vec(vec![3, 2, 1], vec![1f64, 1., 0., 1., 1., 0.]).unwrap();
-/// assert_eq!(matmul(&a, &b).unwrap().shape(), &[2, 3, 1, 1]);
+/// let c = matmul(&a, &b).unwrap();
+/// assert_eq!(c.shape(), &[2, 3, 1, 1]);
+/// assert_eq!(c.to_vec::<f64>().unwrap(), vec![3., 2., 1., 7., 4., 3.]);
 /// ```
 pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
     const OP: &str = "matmul";
