@@ -401,7 +401,7 @@ fn parse_header(json: &[u8], data_start: u64, data_len: u64) -> std::result::Res
             end,
         });
     }
-    tensors.sort_by(|a, b| (a.begin, a.end).cmp(&(b.begin, b.end)));
+    tensors.sort_by_key(|t| (t.begin, t.end));
     let mut used = 0u64;
     let mut prev: Option<&str> = None;
     for t in &tensors {

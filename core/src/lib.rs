@@ -25,6 +25,7 @@ pub mod tensor;
 pub mod testing;
 pub mod trace;
 pub mod tree;
+pub mod vmap;
 
 pub use array::{bind, bind1, AVal, Array, Device, HostView};
 pub use broadcast::{BroadcastWith, DimBroadcast};

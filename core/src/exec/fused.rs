@@ -275,6 +275,10 @@ unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 impl Region {
+    pub(crate) fn output_vars(&self) -> Vec<Var> {
+        self.outputs.iter().map(|(_, v)| *v).collect()
+    }
+
     pub(crate) fn input_vars(&self) -> Vec<Var> {
         self.inputs.iter().map(|(v, _)| *v).collect()
     }

@@ -147,6 +147,8 @@ impl Executable {
                 format!("program takes {} arguments, got {}", p.inputs.len(), args.len()),
             ));
         }
+        let nan_check = crate::debug::debug_nans_enabled();
+        let saved_args = if nan_check { Some(args.clone()) } else { None };
         let mut env: Vec<Option<Array>> = vec![None; p.avals.len()];
         for (a, &v) in args.into_iter().zip(&p.inputs) {
             if a.aval() != p.aval(v) {
@@ -202,6 +204,16 @@ impl Executable {
                 }
                 StepKind::Fused(r) => {
                     r.run(p, &mut env, &s.frees)?;
+                    if let Some(args) = &saved_args {
+                        let outs: Vec<Array> =
+                            r.output_vars().iter().filter_map(|v| env[v.index()].clone()).collect();
+                        if crate::debug::check_outputs("fused", &outs).is_err() {
+                            // Find the culprit as JAX does: re-run op by op, where every
+                            // primitive's outputs are checked.
+                            crate::ad::interpret(p, args)?;
+                        }
+                        crate::debug::check_outputs(&r.describe(p), &outs)?;
+                    }
                     "fused"
                 }
             };

@@ -5,7 +5,9 @@
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::prim::reduce::{split_at_axis, Acc, Load, Split3, PAR_MIN};
+use crate::prim::reduce::{
+    batched_axis, split_at_axis, unary_batch_operand, Acc, Load, Split3, PAR_MIN,
+};
 use crate::prim::{check_axis, Primitive};
 use crate::storage::Storage;
 use rayon::prelude::*;
@@ -176,6 +178,34 @@ impl Primitive for ArgReduce {
             with_storage!(x.data, v, T => argreduce3::<T>(self.op, v, p, &mut idx));
         }
         Ok(vec![index_storage(self.index_dtype, &idx)])
+    }
+    fn vjp(
+        &self,
+        _primals: &[Array],
+        _outs: &[Array],
+        _cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        // Integer indices: piecewise constant in `x`, so the operand's cotangent is zero.
+        Ok(vec![None])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (x, bd) = unary_batch_operand(self.name(), args, dims)?;
+        let Some(b) = bd else {
+            return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));
+        };
+        // The batch axis stays in place; the reduced axis is renumbered around it, and the
+        // batch axis moves down by one in the output if the reduced axis was before it.
+        let prim = ArgReduce {
+            op: self.op,
+            axis: batched_axis(self.axis, b),
+            index_dtype: self.index_dtype,
+        };
+        let out_b = if self.axis < b { b - 1 } else { b };
+        Ok((vec![bind1(prim, &[x])?], vec![Some(out_b)]))
     }
 }
 

@@ -13,7 +13,7 @@
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
 use crate::prim::broadcast_in_dim::broadcast_pair;
-use crate::prim::unary::{half_binary, map2, Domain, IntElem};
+use crate::prim::unary::{align_batched, full_like, half_binary, map2, Domain, IntElem};
 use crate::prim::{Elementwise, Primitive};
 use crate::storage::Storage;
 
@@ -308,6 +308,112 @@ impl Primitive for Binary {
         };
         Ok(vec![out])
     }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let (a, b) = (&primals[0], &primals[1]);
+        // Integer and bool operands are not differentiable (their cotangent is zero).
+        if !a.dtype().is_float() {
+            return Ok(vec![None, None]);
+        }
+        let (ca, cb) = binary_vjp(self.0, a, b, &outs[0], g)?;
+        Ok(vec![ca, cb])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (xs, d) = align_batched(self.0.name(), args, dims)?;
+        let [a, b] = xs.as_slice() else {
+            return Err(Error::invalid(
+                self.0.name(),
+                format!("takes 2 operands, got {}", xs.len()),
+            ));
+        };
+        Ok((vec![binary(self.0, a, b)?], vec![d]))
+    }
+}
+
+/// JAX's `_balanced_eq(x, z, y)`: 1 where `x == z` alone, 0.5 where both `x` and `y` equal
+/// `z`, 0 elsewhere. The derivative of `max`/`min` (result `z`) with respect to `x`: on a
+/// tie the cotangent is split evenly, so `max(x, x)` has derivative 1 in `x`.
+fn balanced_eq(x: &Array, z: &Array, y: &Array) -> Result<Array> {
+    use crate::prim::compare::eq;
+    use crate::prim::select::select;
+    let tie = select(&eq(y, z)?, &full_like(x, 0.5)?, &full_like(x, 1.0)?)?;
+    select(&eq(x, z)?, &tie, &full_like(x, 0.0)?)
+}
+
+/// `select(x == 0, 1, x)` (JAX's `_replace_zero`): keeps the unselected branch of `pow`'s
+/// rules finite at 0, so that the zero cotangent `select` sends it does not become NaN.
+fn replace_zero(x: &Array) -> Result<Array> {
+    use crate::prim::compare::eq;
+    use crate::prim::select::select;
+    let zero = full_like(x, 0.0)?;
+    select(&eq(x, &zero)?, &full_like(x, 1.0)?, x)
+}
+
+/// The cotangents of a float binary op's operands `a`, `b`, given the result `y` and its
+/// cotangent `g` (all of one shape and dtype). Forms follow JAX's `lax` jvp rules.
+fn binary_vjp(
+    op: BinaryOp,
+    a: &Array,
+    b: &Array,
+    y: &Array,
+    g: &Array,
+) -> Result<(Option<Array>, Option<Array>)> {
+    use crate::prim::compare::eq;
+    use crate::prim::select::select;
+    use crate::prim::unary::{abs, floor, log, neg, sign};
+    use BinaryOp::*;
+    Ok(match op {
+        Add => (Some(g.clone()), Some(g.clone())),
+        Sub => (Some(g.clone()), Some(neg(g)?)),
+        Mul => (Some(mul(g, b)?), Some(mul(g, a)?)),
+        // d(a/b)/db = -a/b² = -y/b, reusing the result.
+        Div => (Some(div(g, b)?), Some(div(&mul(&neg(g)?, y)?, b)?)),
+        // rem(a, b) = a - b·trunc(a/b), with trunc piecewise constant: d/da = 1 and
+        // d/db = -trunc(a/b), trunc written as sign(q)·floor(|q|) (JAX's form).
+        Rem => {
+            let q = div(a, b)?;
+            let t = mul(&sign(&q)?, &floor(&abs(&q)?)?)?;
+            (Some(g.clone()), Some(mul(&neg(g)?, &t)?))
+        }
+        // JAX's conventions: d/da = b·a^(b-1), taken as 0 where b == 0 (so 0**0 has zero
+        // derivative in the base); d/db = log(a)·a^b with log(0) replaced by log(1) = 0, so
+        // the derivative in the exponent at a == 0 is 0 rather than NaN.
+        Pow => {
+            let zero = full_like(b, 0.0)?;
+            let bm1 = sub(b, &full_like(b, 1.0)?)?;
+            let jac = mul(&replace_zero(b)?, &pow(a, &bm1)?)?;
+            let jac = select(&eq(b, &zero)?, &zero, &jac)?;
+            let ja = mul(g, &jac)?;
+            let jb = mul(g, &mul(&log(&replace_zero(a)?)?, y)?)?;
+            (Some(ja), Some(jb))
+        }
+        // Ties split the cotangent evenly between the operands (JAX's choice); a NaN result
+        // equals neither operand, so neither gets a cotangent there.
+        Max | Min => (
+            Some(mul(g, &balanced_eq(a, y, b)?)?),
+            Some(mul(g, &balanced_eq(b, y, a)?)?),
+        ),
+        // atan2(a, b) = angle of (b, a): d/da = b/(a²+b²), d/db = -a/(a²+b²).
+        Atan2 => {
+            let den = add(&mul(a, a)?, &mul(b, b)?)?;
+            (
+                Some(div(&mul(g, b)?, &den)?),
+                Some(div(&mul(&neg(g)?, a)?, &den)?),
+            )
+        }
+        And | Or | Xor => (None, None),
+    })
 }
 
 /// The fusion form: the float slice forms (not the bitwise ops; see `elementwise`).

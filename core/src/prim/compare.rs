@@ -7,7 +7,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::prim::binary::check_same;
 use crate::prim::broadcast_in_dim::broadcast_pair;
-use crate::prim::unary::map2;
+use crate::prim::unary::{align_batched, map2};
 use crate::prim::Primitive;
 use crate::storage::Storage;
 
@@ -113,6 +113,29 @@ impl Primitive for Compare {
             map2(x, y, |x, y, o| op.apply(x, y, o))
         });
         Ok(vec![Storage::Bool(out)])
+    }
+    fn vjp(
+        &self,
+        _primals: &[Array],
+        _outs: &[Array],
+        _cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        // A comparison is piecewise constant (and its result is bool): zero cotangents.
+        Ok(vec![None, None])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (xs, d) = align_batched(self.0.name(), args, dims)?;
+        let [a, b] = xs.as_slice() else {
+            return Err(Error::invalid(
+                self.0.name(),
+                format!("takes 2 operands, got {}", xs.len()),
+            ));
+        };
+        Ok((vec![compare(self.0, a, b)?], vec![d]))
     }
 }
 

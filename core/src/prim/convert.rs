@@ -9,7 +9,7 @@
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::prim::unary::map1;
+use crate::prim::unary::{map1, single_batched};
 use crate::prim::Primitive;
 use crate::storage::Storage;
 use half::slice::HalfFloatSliceExt;
@@ -40,6 +40,33 @@ impl Primitive for Convert {
     }
     fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
         Ok(vec![convert_storage(ins[0].data, self.to)])
+    }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None]);
+        };
+        let from = primals[0].dtype();
+        // Float -> float is differentiable with derivative 1: the cotangent goes back to the
+        // operand's dtype (as JAX's transpose of convert_element_type). Integer or bool
+        // operands, and float -> integer results, carry no gradient.
+        if !from.is_float() || !self.to.is_float() {
+            return Ok(vec![None]);
+        }
+        Ok(vec![Some(convert(g, from)?)])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        // Elementwise on one operand: the batch axis can stay wherever it is.
+        let (x, d) = single_batched("convert", args, dims)?;
+        Ok((vec![convert(x, self.to)?], vec![d]))
     }
 }
 

@@ -11,7 +11,14 @@
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
-use crate::prim::broadcast_in_dim::strided_gather;
+use crate::prim::binary::{div, mul};
+use crate::prim::broadcast_in_dim::{broadcast_in_dim, strided_gather};
+use crate::prim::compare::eq;
+use crate::prim::convert::convert;
+use crate::prim::cumulative::cumprod;
+use crate::prim::pad::pad;
+use crate::prim::reshape::reshape;
+use crate::prim::transpose::{inverse_perm, transpose};
 use crate::prim::{strides, Primitive};
 use crate::storage::Storage;
 use half::{bf16, f16};
@@ -586,6 +593,144 @@ impl Primitive for Reduce {
         });
         Ok(vec![out])
     }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let (Some(x), Some(out), Some(Some(ct))) = (primals.first(), outs.first(), cts.first())
+        else {
+            return Ok(vec![None]);
+        };
+        // Integer and bool reductions are not differentiable.
+        if !x.dtype().is_float() {
+            return Ok(vec![None]);
+        }
+        let shape = x.shape();
+        let kept = kept_axes(shape.len(), &self.axes);
+        let g = match self.op {
+            // Every folded element contributes with weight one.
+            ReduceOp::Sum => broadcast_in_dim(ct, shape, &kept)?,
+            // JAX's rule: the cotangent is split equally among the positions that attain the
+            // extreme (`ct * [x == out] / count`), so ties share it and the rule is linear in
+            // `ct`. The mask and count come from a comparison, so they carry no derivative
+            // and the rule differentiates again (the second derivative is zero, as it should
+            // be for a piecewise-linear function). A NaN extreme matches no position: the
+            // count is 0 and the result NaN, as in JAX.
+            ReduceOp::Max | ReduceOp::Min => {
+                let out_b = broadcast_in_dim(out, shape, &kept)?;
+                let loc = convert(&eq(x, &out_b)?, x.dtype())?;
+                let counts = broadcast_in_dim(&reduce_sum(&loc, &self.axes)?, shape, &kept)?;
+                div(&mul(&broadcast_in_dim(ct, shape, &kept)?, &loc)?, &counts)?
+            }
+            ReduceOp::Prod => prod_vjp(x, &self.axes, &kept, ct)?,
+        };
+        Ok(vec![Some(g)])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (x, bd) = unary_batch_operand(self.name(), args, dims)?;
+        let Some(b) = bd else {
+            return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));
+        };
+        // The batch axis stays where it is (no transpose copy): the reduced axes are
+        // renumbered around it, and it lands in the output after the reduced axes before it
+        // are dropped. Each output still folds the same elements in the same order, so the
+        // result is bit-identical to a per-example loop.
+        let axes: Vec<usize> = self.axes.iter().map(|&a| batched_axis(a, b)).collect();
+        let out_b = b - self.axes.iter().filter(|&&a| a < b).count();
+        let y = bind1(Reduce { op: self.op, axes }, &[x])?;
+        Ok((vec![y], vec![Some(out_b)]))
+    }
+}
+
+/// The axes of a rank-`rank` operand that a reduction over `axes` keeps, in order.
+pub(crate) fn kept_axes(rank: usize, axes: &[usize]) -> Vec<usize> {
+    (0..rank).filter(|a| !axes.contains(a)).collect()
+}
+
+/// Checks the arguments of a one-operand batching rule and returns the operand and its
+/// batch axis (`None` = not batched).
+pub(crate) fn unary_batch_operand<'a>(
+    op: &'static str,
+    args: &'a [Array],
+    dims: &[Option<usize>],
+) -> Result<(&'a Array, Option<usize>)> {
+    let ([x], [d]) = (args, dims) else {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "batching takes one operand and one batch dim, got {} and {}",
+                args.len(),
+                dims.len()
+            ),
+        ));
+    };
+    if let Some(b) = *d {
+        if b >= x.rank() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "batch axis {b} is out of range for an operand of shape {:?}",
+                    x.shape()
+                ),
+            ));
+        }
+    }
+    Ok((x, *d))
+}
+
+/// Where axis `a` of an example lives in the batched operand whose batch axis is `b`.
+#[inline]
+pub(crate) fn batched_axis(a: usize, b: usize) -> usize {
+    if a >= b {
+        a + 1
+    } else {
+        a
+    }
+}
+
+/// `y` shifted by `s` positions along `axis` (towards higher indices for `s > 0`), the
+/// vacated positions filled with `fill`: a `pad` with a negative crop on the other side, so
+/// its own derivative is another pad (no gather).
+pub(crate) fn shift(y: &Array, axis: usize, s: i64, fill: f64) -> Result<Array> {
+    let mut config = vec![(0i64, 0i64, 0usize); y.rank()];
+    config[axis] = (s, -s, 0);
+    pad(y, &Array::full(&[], y.dtype(), fill), &config)
+}
+
+/// Cotangent of `reduce_prod` over `axes`: `ct * prod_{j != i} x_j` for each folded element
+/// `i`, computed as the product of the exclusive prefix and exclusive suffix products of the
+/// lane (JAX's zero-safe formulation; no division, so zeros in `x`, even several, give the
+/// exact gradient). The prefix/suffix products are `cumprod`s, whose own rule is
+/// division-free, so every order of derivative stays exact at zeros.
+fn prod_vjp(x: &Array, axes: &[usize], kept: &[usize], ct: &Array) -> Result<Array> {
+    let shape = x.shape();
+    if x.numel() == 0 {
+        return Ok(Array::zeros(shape, x.dtype()));
+    }
+    let n: usize = axes.iter().map(|&a| shape[a]).product();
+    // Bring the reduced axes last and flatten them into one lane axis of length `n`.
+    let perm: Vec<usize> = kept.iter().chain(axes).copied().collect();
+    let permuted: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    let mut flat: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
+    let last = flat.len();
+    flat.push(n);
+    let ct_f = broadcast_in_dim(ct, &flat, &(0..last).collect::<Vec<_>>())?;
+    let g = if n == 1 {
+        // A single factor: its derivative is 1.
+        ct_f
+    } else {
+        let xf = reshape(&transpose(x, &perm)?, &flat)?;
+        let before = shift(&cumprod(&xf, last, false)?, last, 1, 1.0)?;
+        let after = shift(&cumprod(&xf, last, true)?, last, -1, 1.0)?;
+        mul(&ct_f, &mul(&before, &after)?)?
+    };
+    transpose(&reshape(&g, &permuted)?, &inverse_perm(&perm))
 }
 
 /// Sorts `axes`, checking they are in range for rank `rank` and distinct.

@@ -6,7 +6,7 @@ use crate::array::{bind1, AVal, Array, HostView};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::prim::broadcast_in_dim::{broadcast_shapes, broadcast_to};
-use crate::prim::unary::map3;
+use crate::prim::unary::{align_batched, full_like, map3};
 use crate::prim::Primitive;
 use crate::storage::Storage;
 
@@ -70,6 +70,43 @@ impl Primitive for Select {
             }))
         });
         Ok(vec![out])
+    }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None, None]);
+        };
+        let (pred, on_true) = (&primals[0], &primals[1]);
+        // The predicate is bool (no cotangent); integer branches are not differentiable.
+        if !on_true.dtype().is_float() {
+            return Ok(vec![None, None, None]);
+        }
+        // Each branch gets the cotangent where it was selected and zero elsewhere. The zero
+        // is a broadcast scalar, so tracing does not materialize a full-size constant.
+        let zero = full_like(g, 0.0)?;
+        Ok(vec![
+            None,
+            Some(select(pred, g, &zero)?),
+            Some(select(pred, &zero, g)?),
+        ])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (xs, d) = align_batched("select", args, dims)?;
+        let [p, t, f] = xs.as_slice() else {
+            return Err(Error::invalid(
+                "select",
+                format!("takes 3 operands, got {}", xs.len()),
+            ));
+        };
+        Ok((vec![select(p, t, f)?], vec![d]))
     }
 }
 

@@ -7,7 +7,11 @@ use crate::array::{bind, AVal, Array, HostView};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::prim::argreduce::index_storage;
-use crate::prim::reduce::{split_at_axis, Acc, Load, Split3, PAR_MIN};
+use crate::prim::gather::GatherMode;
+use crate::prim::reduce::{
+    batched_axis, split_at_axis, unary_batch_operand, Acc, Load, Split3, PAR_MIN,
+};
+use crate::prim::scatter_add::{scatter_add, IndexMode};
 use crate::prim::{check_axis, Primitive};
 use crate::storage::Storage;
 use rayon::prelude::*;
@@ -134,6 +138,50 @@ impl Primitive for Sort {
             T::into_storage(vals)
         });
         Ok(vec![vals, index_storage(DType::I32, &idx)])
+    }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        // Only the values output is differentiable (the indices are integers).
+        let (Some(x), Some(idx), Some(Some(ct))) = (primals.first(), outs.get(1), cts.first())
+        else {
+            return Ok(vec![None]);
+        };
+        if !x.dtype().is_float() {
+            return Ok(vec![None]);
+        }
+        // values[k] = x[idx[k]] along the axis, a permutation, so x[idx[k]] receives ct[k]:
+        // the scatter that transposes that gather. Linear in `ct`, and the indices carry no
+        // derivative, so the rule differentiates again.
+        let g = scatter_add(
+            &Array::zeros(x.shape(), x.dtype()),
+            idx,
+            ct,
+            self.axis,
+            GatherMode::AlongAxis,
+            IndexMode::Clip,
+        )?;
+        Ok(vec![Some(g)])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (x, bd) = unary_batch_operand("sort", args, dims)?;
+        let Some(b) = bd else {
+            return Ok((bind(Arc::new(self.clone()), &[x])?, vec![None, None]));
+        };
+        // The batch axis stays in place; the sorted axis is renumbered around it. Lanes are
+        // sorted independently, exactly as in a per-example loop.
+        let prim = Sort {
+            axis: batched_axis(self.axis, b),
+            descending: self.descending,
+        };
+        Ok((bind(Arc::new(prim), &[x])?, vec![Some(b), Some(b)]))
     }
 }
 

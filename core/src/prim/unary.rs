@@ -470,7 +470,8 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4; // 0.693359375: few bits, so n * LN2_HI is exact
     const LN2_LO: f32 = -2.121_944_4e-4;
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-                                     // Clamping keeps NaN; past these bounds the result is 0 or inf anyway.
+
+    // Clamping keeps NaN; past these bounds the result is 0 or inf anyway.
     let x = x.clamp(-104.0, 100.0);
     let t = x * LOG2E + MAGIC;
     let n = t - MAGIC;
@@ -843,6 +844,31 @@ impl Primitive for Unary {
         };
         Ok(vec![out])
     }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None]);
+        };
+        let x = &primals[0];
+        // Integer and bool operands are not differentiable (their cotangent is zero).
+        if !x.dtype().is_float() {
+            return Ok(vec![None]);
+        }
+        Ok(vec![unary_vjp(self.0, x, &outs[0], g)?])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        // Elementwise on one operand: the batch axis can stay wherever it is.
+        let (x, d) = single_batched(self.0.name(), args, dims)?;
+        Ok((vec![unary(self.0, x)?], vec![d]))
+    }
 }
 
 /// The fusion form: the slice forms above (float-valued ops only; see `elementwise`).
@@ -890,3 +916,279 @@ lax_unary!(
     atanh => Atanh, logistic => Logistic, erf => Erf, erfc => Erfc, erf_inv => ErfInv,
     lgamma => Lgamma, digamma => Digamma, is_finite => IsFinite, not => Not,
 );
+
+// ---------------------------------------------------------------------------------------
+// Differentiation and batching, shared by the elementwise family (unary, binary, compare,
+// select, convert). The vjp rules are written with lax-level functions so that the
+// backward pass is itself a traced program: grad of grad differentiates these rules again.
+// Their forms follow JAX's `lax` jvp rules, so edge cases (abs at 0, ties of max/min,
+// `0 ** y`) give the values JAX users expect.
+
+/// A rank-0 constant of `x`'s dtype (the binary `_bcast` composites broadcast it inside the
+/// trace, so it is never materialized at full size while tracing).
+fn k(x: &Array, c: f64) -> Array {
+    Array::full(&[], x.dtype(), c)
+}
+
+/// `x * c` for a constant `c`.
+fn mul_c(x: &Array, c: f64) -> Result<Array> {
+    crate::prim::binary::binary_bcast(crate::prim::binary::BinaryOp::Mul, x, &k(x, c))
+}
+
+/// `x + c` for a constant `c`.
+fn add_c(x: &Array, c: f64) -> Result<Array> {
+    crate::prim::binary::binary_bcast(crate::prim::binary::BinaryOp::Add, x, &k(x, c))
+}
+
+/// `c - x` for a constant `c`.
+fn c_sub(c: f64, x: &Array) -> Result<Array> {
+    crate::prim::binary::binary_bcast(crate::prim::binary::BinaryOp::Sub, &k(x, c), x)
+}
+
+/// `c / x` for a constant `c`.
+fn c_div(c: f64, x: &Array) -> Result<Array> {
+    crate::prim::binary::binary_bcast(crate::prim::binary::BinaryOp::Div, &k(x, c), x)
+}
+
+/// An array of `x`'s shape and dtype filled with `c`: a scalar broadcast inside the current
+/// trace (fusion reads it through an index map), or a plain array when eager.
+pub(crate) fn full_like(x: &Array, c: f64) -> Result<Array> {
+    let s = crate::trace::lift_concrete(&k(x, c))?;
+    crate::prim::broadcast_in_dim::broadcast_to(&s, x.shape())
+}
+
+/// The cotangent of a float unary op's operand, given the operand `x`, the result `y` and
+/// the result's cotangent `g` (all of one shape and dtype). `None` where the derivative is
+/// zero almost everywhere (rounding, sign) or the op has no float derivative.
+fn unary_vjp(op: UnaryOp, x: &Array, y: &Array, g: &Array) -> Result<Option<Array>> {
+    use crate::prim::binary::{div, mul};
+    use UnaryOp::*;
+    let sqrt_pi = std::f64::consts::PI.sqrt();
+    let ct = match op {
+        Neg => neg(g)?,
+        // Piecewise constant: zero gradient (as JAX). `is_finite` has a bool result and `not`
+        // has no float form, so they never carry a cotangent.
+        Sign | Floor | Ceil | Round | IsFinite | Not => return Ok(None),
+        // abs'(x) = sign(x), so abs'(0) = 0 (JAX's choice: the subgradient of least norm).
+        Abs => mul(g, &sign(x)?)?,
+        Exp => mul(g, y)?,
+        Expm1 => mul(g, &add_c(y, 1.0)?)?,
+        Log => div(g, x)?,
+        Log1p => div(g, &add_c(x, 1.0)?)?,
+        // sqrt' = 0.5 / sqrt(x), reusing the result.
+        Sqrt => mul(g, &c_div(0.5, y)?)?,
+        // rsqrt' = -0.5 x^{-3/2} = -0.5 rsqrt(x) / x.
+        Rsqrt => mul(g, &mul_c(&div(y, x)?, -0.5)?)?,
+        // cbrt' = (1/3) x^{-2/3} = 1 / (3 cbrt(x)^2).
+        Cbrt => div(g, &mul_c(&mul(y, y)?, 3.0)?)?,
+        Sin => mul(g, &cos(x)?)?,
+        Cos => neg(&mul(g, &sin(x)?)?)?,
+        // tan' = 1 + tan^2, reusing the result.
+        Tan => mul(g, &add_c(&mul(y, y)?, 1.0)?)?,
+        // asin' = 1 / sqrt(1 - x^2); acos' is its negative.
+        Asin => mul(g, &rsqrt(&c_sub(1.0, &mul(x, x)?)?)?)?,
+        Acos => neg(&mul(g, &rsqrt(&c_sub(1.0, &mul(x, x)?)?)?)?)?,
+        Atan => div(g, &add_c(&mul(x, x)?, 1.0)?)?,
+        Sinh => mul(g, &cosh(x)?)?,
+        Cosh => mul(g, &sinh(x)?)?,
+        // tanh' = 1 - t^2, formed as (1 + t)(1 - t), which keeps its relative accuracy as
+        // |t| approaches 1 (JAX's form).
+        Tanh => mul(&mul(g, &add_c(y, 1.0)?)?, &c_sub(1.0, y)?)?,
+        Asinh => mul(g, &rsqrt(&add_c(&mul(x, x)?, 1.0)?)?)?,
+        // acosh' = 1 / sqrt((x - 1)(x + 1)); the factored form avoids cancellation near 1.
+        Acosh => mul(g, &rsqrt(&mul(&add_c(x, -1.0)?, &add_c(x, 1.0)?)?)?)?,
+        // atanh' = 1 / ((1 - x)(1 + x)).
+        Atanh => div(&div(g, &c_sub(1.0, x)?)?, &add_c(x, 1.0)?)?,
+        // logistic' = s (1 - s), reusing the result.
+        Logistic => mul(g, &mul(y, &c_sub(1.0, y)?)?)?,
+        // erf' = 2/sqrt(pi) e^{-x^2}; erfc' is its negative.
+        Erf => mul(g, &mul_c(&exp(&neg(&mul(x, x)?)?)?, 2.0 / sqrt_pi)?)?,
+        Erfc => mul(g, &mul_c(&exp(&neg(&mul(x, x)?)?)?, -2.0 / sqrt_pi)?)?,
+        // erf_inv' = sqrt(pi)/2 e^{erf_inv(x)^2}, reusing the result.
+        ErfInv => mul(g, &mul_c(&exp(&mul(y, y)?)?, sqrt_pi / 2.0)?)?,
+        Lgamma => mul(g, &digamma(x)?)?,
+        Digamma => mul(g, &trigamma(x)?)?,
+    };
+    Ok(Some(ct))
+}
+
+/// Bernoulli numbers B_2, B_4, ..., B_14 for the asymptotic series of the trigamma function.
+const TRIGAMMA_BERNOULLI: [f64; 7] = [
+    1.0 / 6.0,
+    -1.0 / 30.0,
+    1.0 / 42.0,
+    -1.0 / 30.0,
+    5.0 / 66.0,
+    -691.0 / 2730.0,
+    7.0 / 6.0,
+];
+
+/// Number of recurrence steps before the asymptotic series: from z ≥ 0.5 they reach
+/// z + 10 ≥ 10.5, where the series truncated after B_14 errs by < B_16 / 10.5^17 ≈ 3e-17
+/// (relative to ψ₁ ≈ 0.1), so f64 results are accurate to a few ulp.
+const TRIGAMMA_SHIFT: usize = 10;
+
+/// The trigamma function ψ₁(x) = d²/dx² ln Γ(x), the derivative of [`digamma`], as a
+/// composite of differentiable primitives (so it, and with it `digamma`'s derivative, can be
+/// differentiated again to any order; JAX's `polygamma` is a composite too).
+///
+/// For z ≥ 0.5: ψ₁(z) = Σ_{k<10} 1/(z+k)² + ψ₁(z+10), with the asymptotic series
+/// ψ₁(w) ~ 1/w + 1/(2w²) + Σ B_2k / w^{2k+1} at w = z + 10. For x < 0.5 the reflection
+/// ψ₁(x) = π² / sin²(πx) - ψ₁(1 - x). Poles (x = 0, -1, ...) give `inf` or NaN. Float
+/// operands only; computes in the operand's dtype (relative error ~1e-15 in f64).
+pub fn trigamma(x: &Array) -> Result<Array> {
+    use crate::prim::binary::{add, div, mul};
+    use crate::prim::compare::{compare_bcast, CompareOp};
+    use crate::prim::select::select;
+    if !x.dtype().is_float() {
+        return Err(Error::dtype(
+            "trigamma",
+            format!(
+                "operand of dtype {} is not supported; trigamma takes {}",
+                x.dtype(),
+                Domain::Float.describe()
+            ),
+        ));
+    }
+    let pi = std::f64::consts::PI;
+    let reflect = compare_bcast(CompareOp::Lt, x, &k(x, 0.5))?;
+    // Both branches are evaluated, so each gets an argument that is safe for it: the
+    // series runs at z ≥ 0.5 everywhere, and the reflection term at a harmless 0.25 where it
+    // is not used (otherwise a pole there would turn the zero cotangent that `select` sends
+    // to the unused branch into NaN: 0 · inf).
+    let z = select(&reflect, &c_sub(1.0, x)?, x)?;
+    let mut acc = full_like(x, 0.0)?;
+    for i in 0..TRIGAMMA_SHIFT {
+        let inv = c_div(1.0, &add_c(&z, i as f64)?)?;
+        acc = add(&acc, &mul(&inv, &inv)?)?;
+    }
+    let r = c_div(1.0, &add_c(&z, TRIGAMMA_SHIFT as f64)?)?;
+    let r2 = mul(&r, &r)?;
+    // Horner in r² over the Bernoulli terms, highest first.
+    let mut poly = full_like(x, TRIGAMMA_BERNOULLI[TRIGAMMA_BERNOULLI.len() - 1])?;
+    for &b in TRIGAMMA_BERNOULLI.iter().rev().skip(1) {
+        poly = add_c(&mul(&poly, &r2)?, b)?;
+    }
+    // 1/w + 1/(2w²) + (1/w³) · poly(1/w²)
+    let tail = add(&add(&r, &mul_c(&r2, 0.5)?)?, &mul(&mul(&r, &r2)?, &poly)?)?;
+    let pos = add(&acc, &tail)?;
+    // Reflection: sin(πx)² = sin(π(x - round(x)))², reduced first for accuracy at large |x|.
+    let xr = sub_round(x)?;
+    let xr = select(&reflect, &xr, &full_like(x, 0.25)?)?;
+    let s = sin(&mul_c(&xr, pi)?)?;
+    let refl = crate::prim::binary::sub(&div(&full_like(x, pi * pi)?, &mul(&s, &s)?)?, &pos)?;
+    select(&reflect, &refl, &pos)
+}
+
+/// `x - round(x)` (in [-0.5, 0.5]; its derivative is 1 since `round`'s is 0).
+fn sub_round(x: &Array) -> Result<Array> {
+    crate::prim::binary::sub(x, &round(x)?)
+}
+
+/// The single operand of a unary elementwise op with its batch axis, validated.
+pub(crate) fn single_batched<'a>(
+    op: &'static str,
+    args: &'a [Array],
+    dims: &[Option<usize>],
+) -> Result<(&'a Array, Option<usize>)> {
+    if args.len() != 1 || dims.len() != 1 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "batching: takes 1 operand, got {} operands and {} batch dims",
+                args.len(),
+                dims.len()
+            ),
+        ));
+    }
+    if let Some(d) = dims[0] {
+        crate::prim::check_axis(op, d, args[0].rank())?;
+    }
+    Ok((&args[0], dims[0]))
+}
+
+/// Aligns the operands of a multi-operand elementwise op for batching: returns operands of
+/// one shape (the per-example shape with the batch axis inserted) and the batch axis of
+/// that shape (`None` if no operand is batched; then the operands are returned as they are).
+///
+/// When every batched operand has its batch axis at the same position `d`, it stays there
+/// (no transposes); otherwise batch axes are moved to 0. Unbatched operands are broadcast
+/// along the batch axis with `broadcast_in_dim`, which fusion reads through an index map
+/// instead of materializing when traced.
+pub(crate) fn align_batched(
+    op: &'static str,
+    args: &[Array],
+    dims: &[Option<usize>],
+) -> Result<(Vec<Array>, Option<usize>)> {
+    use crate::prim::broadcast_in_dim::broadcast_in_dim;
+    use crate::prim::transpose::transpose;
+    if args.len() != dims.len() {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "batching: {} operands but {} batch dims",
+                args.len(),
+                dims.len()
+            ),
+        ));
+    }
+    let mut first: Option<(usize, usize)> = None;
+    for (i, (a, d)) in args.iter().zip(dims).enumerate() {
+        if let Some(d) = *d {
+            crate::prim::check_axis(op, d, a.rank())?;
+            first.get_or_insert((i, d));
+        }
+    }
+    let Some((i0, d0)) = first else {
+        return Ok((args.to_vec(), None));
+    };
+    let size = args[i0].shape()[d0];
+    // The per-example shape every operand must share.
+    let mut example = args[i0].shape().to_vec();
+    example.remove(d0);
+    for (a, d) in args.iter().zip(dims) {
+        let mut s = a.shape().to_vec();
+        if let Some(d) = *d {
+            if s[d] != size {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "batching: batch sizes differ: {size} (operand of shape {:?}) vs {} (operand of shape {:?})",
+                        args[i0].shape(),
+                        s[d],
+                        a.shape()
+                    ),
+                ));
+            }
+            s.remove(d);
+        }
+        if s != example {
+            return Err(Error::shape(
+                op,
+                format!("batching: per-example shapes differ: {example:?} vs {s:?}"),
+            ));
+        }
+    }
+    let target = if dims.iter().flatten().all(|&d| d == d0) {
+        d0
+    } else {
+        0
+    };
+    let mut full = example.clone();
+    full.insert(target, size);
+    let bdims: Vec<usize> = (0..full.len()).filter(|&a| a != target).collect();
+    let mut out = Vec::with_capacity(args.len());
+    for (a, d) in args.iter().zip(dims) {
+        out.push(match *d {
+            Some(d) if d == target => a.clone(),
+            Some(d) => {
+                // Move axis d to `target`: output axis `target` reads operand axis d.
+                let mut perm: Vec<usize> = (0..a.rank()).filter(|&x| x != d).collect();
+                perm.insert(target, d);
+                transpose(a, &perm)?
+            }
+            None => broadcast_in_dim(a, &full, &bdims)?,
+        });
+    }
+    Ok((out, Some(target)))
+}
