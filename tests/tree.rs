@@ -491,7 +491,10 @@ fn recursive_struct() {
             },
         ],
     };
-    assert_eq!(path_strings(&n), ["w", "kids.0.w", "kids.1.w", "kids.1.kids.0.w"]);
+    assert_eq!(
+        path_strings(&n),
+        ["w", "kids.0.w", "kids.1.w", "kids.1.kids.0.w"]
+    );
     let back = tree::unflatten(&n, tree::leaves(&n)).unwrap();
     assert_eq!(back.kids[1].kids[0].w.to_vec().unwrap(), vec![3.0]);
 }

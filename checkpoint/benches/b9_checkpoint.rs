@@ -6,7 +6,7 @@
 //! the system temp dir (`TMPDIR` to change it); restore reads a just-written step, so it
 //! mostly measures the page cache, parsing and checksumming, not the disk.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use ferrax_checkpoint::{CheckpointManager, Options, Value};
 use ferrax_core::Array;
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ const TOTAL_BYTES: u64 = (LEAVES * LEAF_ELEMS * 4) as u64;
 fn tree() -> Vec<Array> {
     (0..LEAVES)
         .map(|i| {
-            let v: Vec<f32> = (0..LEAF_ELEMS).map(|j| (i * LEAF_ELEMS + j) as f32 * 1e-3).collect();
+            let v: Vec<f32> = (0..LEAF_ELEMS)
+                .map(|j| (i * LEAF_ELEMS + j) as f32 * 1e-3)
+                .collect();
             Array::from_vec(vec![LEAF_ELEMS / 1024, 1024], v).unwrap()
         })
         .collect()
@@ -40,7 +42,11 @@ fn b9(c: &mut Criterion) {
     };
 
     let mut g = c.benchmark_group("b9_checkpoint_256MB");
-    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    // Flat sampling: one iteration per sample (each is hundreds of milliseconds).
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
     g.bench_function("save_caller_blocked", |b| {
         b.iter_custom(|iters| {
             let mut blocked = Duration::ZERO;
@@ -69,9 +75,7 @@ fn b9(c: &mut Criterion) {
         })
     });
     let last = mgr.latest_step().unwrap();
-    g.bench_function("restore", |b| {
-        b.iter(|| mgr.restore(last, &t).unwrap())
-    });
+    g.bench_function("restore", |b| b.iter(|| mgr.restore(last, &t).unwrap()));
     g.finish();
     drop(mgr);
     let _ = std::fs::remove_dir_all(&dir);

@@ -38,7 +38,11 @@ pub enum Corruption {
     UnsupportedDType { name: String, dtype: String },
     /// More axes than any real tensor has (bounds the memory a header can make us allocate).
     #[error("tensor `{name}` has rank {rank}, above the limit of {max}")]
-    RankTooLarge { name: String, rank: usize, max: usize },
+    RankTooLarge {
+        name: String,
+        rank: usize,
+        max: usize,
+    },
     /// The element count or byte size of a shape overflows.
     #[error("tensor `{name}`: the size of shape {shape:?} overflows")]
     ShapeOverflow { name: String, shape: Vec<u64> },
@@ -47,7 +51,11 @@ pub enum Corruption {
     OffsetsReversed { name: String, begin: u64, end: u64 },
     /// `data_offsets` ends past the data section.
     #[error("tensor `{name}` ends at byte {end} of a {data_len}-byte data section")]
-    OffsetsOutOfBounds { name: String, end: u64, data_len: u64 },
+    OffsetsOutOfBounds {
+        name: String,
+        end: u64,
+        data_len: u64,
+    },
     /// The byte range does not equal shape x dtype size.
     #[error("tensor `{name}` spans {actual} bytes but its shape and dtype need {expected}")]
     SizeMismatch {

@@ -140,6 +140,9 @@ pub struct CheckpointManager {
     opts: Options,
     steps: Steps,
     pending: Mutex<Option<Pending>>,
+    /// Serializes `save` calls from several threads, so no save's handle (and error) is
+    /// overwritten by another's.
+    saving: Mutex<()>,
 }
 
 impl fmt::Debug for CheckpointManager {
@@ -181,6 +184,7 @@ impl CheckpointManager {
             opts,
             steps: Arc::new(Mutex::new(steps)),
             pending: Mutex::new(None),
+            saving: Mutex::new(()),
         })
     }
 
@@ -251,6 +255,7 @@ impl CheckpointManager {
     /// [`Error::Background`] if the *previous* save failed (this one is then not started);
     /// [`Error::Traced`] for a traced leaf.
     pub fn save<T: Tree>(&self, step: u64, tree: &T, metadata: Value) -> Result<bool> {
+        let _one_at_a_time = lock(&self.saving);
         self.wait_until_finished()?;
         if lock(&self.steps).contains_key(&step) {
             return Err(Error::StepExists {
@@ -381,7 +386,10 @@ impl Drop for CheckpointManager {
     fn drop(&mut self) {
         if let Err(e) = self.wait_until_finished() {
             // Drop cannot return it; printing is the one way left not to swallow it.
-            eprintln!("ferrax-checkpoint: unreported error while closing {}: {e}", self.dir.display());
+            eprintln!(
+                "ferrax-checkpoint: unreported error while closing {}: {e}",
+                self.dir.display()
+            );
         }
     }
 }

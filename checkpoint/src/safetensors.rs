@@ -334,7 +334,11 @@ impl<'de> Deserialize<'de> for RawHeader {
 }
 
 /// Validates a header's JSON against a data section of `data_len` bytes.
-fn parse_header(json: &[u8], data_start: u64, data_len: u64) -> std::result::Result<Header, Corruption> {
+fn parse_header(
+    json: &[u8],
+    data_start: u64,
+    data_len: u64,
+) -> std::result::Result<Header, Corruption> {
     if let Err(e) = std::str::from_utf8(json) {
         return Err(Corruption::HeaderNotUtf8 {
             at: e.valid_up_to(),
@@ -636,4 +640,63 @@ pub(crate) fn read_all<R: Read>(r: R, len: u64, path: &Path) -> Result<(Loaded, 
         },
         r.hash.finalize(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(name: &str, a: Array) -> Leaf {
+        Leaf {
+            name: name.into(),
+            shape: a.shape().to_vec(),
+            data: Arc::clone(a.storage_arc().unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_read_is_truncated() {
+        let leaves = [leaf(
+            "x",
+            Array::from_vec(vec![4], vec![1f32, 2., 3., 4.]).unwrap(),
+        )];
+        let mut bytes = Vec::new();
+        write(&mut bytes, &leaves, &BTreeMap::new(), &mut |_| {}).unwrap();
+        // The size check passed for the full length, then the data ran out.
+        let len = bytes.len() as u64;
+        bytes.truncate(bytes.len() - 2);
+        let err = read_all(&bytes[..], len, Path::new("x")).unwrap_err();
+        assert_eq!(err.corruption(), Some(&Corruption::Truncated));
+    }
+
+    #[test]
+    fn header_is_padded_and_file_crc_is_reported() {
+        let leaves = [leaf(
+            "b",
+            Array::from_vec(vec![3], vec![true, false, true]).unwrap(),
+        )];
+        let mut bytes = Vec::new();
+        let w = write(&mut bytes, &leaves, &BTreeMap::new(), &mut |_| {}).unwrap();
+        assert_eq!(w.bytes, bytes.len() as u64);
+        assert_eq!(w.crc32, crc32fast::hash(&bytes));
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+        assert_eq!(n % 8, 0);
+        let (loaded, crc) = read_all(&bytes[..], bytes.len() as u64, Path::new("b")).unwrap();
+        assert_eq!(crc, w.crc32);
+        assert_eq!(
+            loaded.tensors[0].1.to_vec::<bool>().unwrap(),
+            vec![true, false, true]
+        );
+    }
+
+    #[test]
+    fn large_tensors_cross_chunk_boundaries() {
+        let n = CHUNK / 4 * 2 + 3;
+        let v: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let leaves = [leaf("big", Array::from_vec(vec![n], v.clone()).unwrap())];
+        let mut bytes = Vec::new();
+        write(&mut bytes, &leaves, &BTreeMap::new(), &mut |_| {}).unwrap();
+        let (loaded, _) = read_all(&bytes[..], bytes.len() as u64, Path::new("big")).unwrap();
+        assert_eq!(loaded.tensors[0].1.to_vec::<f32>().unwrap(), v);
+    }
 }

@@ -180,9 +180,8 @@ impl SaveJob {
                 crc32: written.crc32,
             }],
         };
-        let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| {
-            Error::io("serialize manifest", tmp.join(MANIFEST_FILE), e.into())
-        })?;
+        let bytes = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::io("serialize manifest", tmp.join(MANIFEST_FILE), e.into()))?;
         write_synced(&tmp.join(MANIFEST_FILE), |w| w.write_all(&bytes))?;
         self.hook(Stage::BeforeCommit)?;
         let marker = Marker {
@@ -211,10 +210,7 @@ impl SaveJob {
 /// Reads a small metadata file, refusing one above the limit before reading it.
 fn read_small(path: &Path) -> Result<Vec<u8>> {
     let f = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io("stat", path, e))?
-        .len();
+    let len = f.metadata().map_err(|e| Error::io("stat", path, e))?.len();
     if len > MAX_METADATA_FILE {
         return Err(Error::corrupt(
             path,
@@ -319,7 +315,10 @@ fn check_agrees(leaves: &[&LeafEntry], h: &safetensors::Header, path: &Path) -> 
         h.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     for l in leaves {
         let Some(t) = by_name.get(l.path.as_str()) else {
-            return Err(mismatch(&l.path, "in the manifest but not in the data file".into()));
+            return Err(mismatch(
+                &l.path,
+                "in the manifest but not in the data file".into(),
+            ));
         };
         let dt = dtype_from_name(&l.dtype);
         if dt != Some(t.dtype) || l.shape != t.shape {
@@ -341,7 +340,10 @@ fn check_agrees(leaves: &[&LeafEntry], h: &safetensors::Header, path: &Path) -> 
             .find(|t| !listed.contains(t.name.as_str()))
             .map(|t| t.name.clone())
             .unwrap_or_default();
-        return Err(mismatch(&extra, "in the data file but not in the manifest".into()));
+        return Err(mismatch(
+            &extra,
+            "in the data file but not in the manifest".into(),
+        ));
     }
     Ok(())
 }

@@ -72,7 +72,12 @@ fn sigkill_during_saves() {
     let start = Instant::now();
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
-            .args(["sigkill_during_saves", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "sigkill_during_saves",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -80,7 +85,9 @@ fn sigkill_during_saves() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("round {round}: the child exited by itself ({status}); it should save until killed");
+            panic!(
+                "round {round}: the child exited by itself ({status}); it should save until killed"
+            );
         }
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
@@ -89,7 +96,12 @@ fn sigkill_during_saves() {
         leftovers += std::fs::read_dir(dir.path())
             .unwrap()
             .filter(|e| {
-                let n = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+                let n = e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
                 n.contains(".tmp-") || n.contains(".deleting-")
             })
             .count();
@@ -110,7 +122,10 @@ fn sigkill_during_saves() {
             let back = mgr
                 .restore(s, &expected)
                 .unwrap_or_else(|e| panic!("round {round}: step {s} does not restore: {e}"));
-            assert!(trees_bit_eq(&back, &expected), "round {round}: step {s} differs");
+            assert!(
+                trees_bit_eq(&back, &expected),
+                "round {round}: step {s} differs"
+            );
             assert_eq!(mgr.metadata(s).unwrap()["step"], s);
             verified += 1;
             max_step = max_step.max(s);
@@ -121,5 +136,8 @@ fn sigkill_during_saves() {
          {verified} step restores verified, last step {max_step}, {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    assert!(max_step > 0, "no step was ever committed: the kills came too early to test anything");
+    assert!(
+        max_step > 0,
+        "no step was ever committed: the kills came too early to test anything"
+    );
 }

@@ -9,8 +9,8 @@ mod common;
 use common::{every_kind_tree, random_array, trees_bit_eq, Rng, TestDir};
 use ferrax_checkpoint::manifest::parse_manifest;
 use ferrax_checkpoint::{
-    load_arrays, load_tree, load_tree_with, parse_safetensors, save_tree,
-    save_tree_with_metadata, Corruption, Error, RestoreOptions,
+    load_arrays, load_tree, load_tree_with, parse_safetensors, save_tree, save_tree_with_metadata,
+    Corruption, Error, RestoreOptions,
 };
 use ferrax_core::{Array, DType, Tensor, C};
 use proptest::prelude::*;
@@ -52,20 +52,33 @@ fn typed_tree_round_trip_and_checks() {
     // Shape mismatch names the path.
     let wrong = (Tensor::<(C<3>, C<2>)>::zeros(), step.clone());
     match load_tree(&path, &wrong) {
-        Err(Error::ShapeMismatch { path, saved, target }) => {
-            assert_eq!((path.as_str(), saved, target), ("0", vec![2, 3], vec![3, 2]));
+        Err(Error::ShapeMismatch {
+            path,
+            saved,
+            target,
+        }) => {
+            assert_eq!(
+                (path.as_str(), saved, target),
+                ("0", vec![2, 3], vec![3, 2])
+            );
         }
         other => panic!("expected a shape mismatch, got {other:?}"),
     }
     // Dtype mismatch, then the same with a cast.
     let as_f64 = (Tensor::<(C<2>, C<3>), f64>::zeros(), step.clone());
     let err = load_tree(&path, &as_f64).unwrap_err();
-    assert!(matches!(&err, Error::DTypeMismatch { path, .. } if path == "0"), "{err}");
+    assert!(
+        matches!(&err, Error::DTypeMismatch { path, .. } if path == "0"),
+        "{err}"
+    );
     let cast = load_tree_with(&path, &as_f64, &RestoreOptions::default().cast(true)).unwrap();
     assert_eq!(cast.0.to_vec().unwrap(), vec![1., 2., 3., 4., 5., 6.]);
     // A target with fewer leaves: an error, unless partial.
     let only_w = (w.clone(),);
-    assert!(matches!(load_tree(&path, &only_w), Err(Error::UnexpectedLeaves { .. })));
+    assert!(matches!(
+        load_tree(&path, &only_w),
+        Err(Error::UnexpectedLeaves { .. })
+    ));
     let p = load_tree_with(&path, &only_w, &RestoreOptions::default().partial(true)).unwrap();
     assert_eq!(p.0.to_vec().unwrap(), w.to_vec().unwrap());
     // A sub-tree: the saved leaf "0" into a bare tensor.
@@ -108,7 +121,11 @@ fn entry(name: &str, dtype: &str, shape: &str, b: u64, e: u64) -> String {
 fn valid_file() -> Vec<u8> {
     let dir = TestDir::new("valid");
     let p = dir.path().join("v.safetensors");
-    save_tree(&p, &(Tensor::<(C<4>,)>::ones(), Tensor::<(C<2>,), i32>::zeros())).unwrap();
+    save_tree(
+        &p,
+        &(Tensor::<(C<4>,)>::ones(), Tensor::<(C<2>,), i32>::zeros()),
+    )
+    .unwrap();
     std::fs::read(p).unwrap()
 }
 
@@ -120,55 +137,205 @@ fn negative_corpus_each_case_has_its_own_error() {
     flipped[last] ^= 1;
     type Check = fn(&Corruption) -> bool;
     let cases: Vec<(&str, Vec<u8>, Check)> = vec![
-        ("too short", vec![1, 2, 3], |c| matches!(c, Corruption::TooShort { len: 3 })),
-        ("header too large", {
-            let mut v = 200_000_000u64.to_le_bytes().to_vec();
-            v.extend_from_slice(b"{}");
-            v
-        }, |c| matches!(c, Corruption::HeaderTooLarge { .. })),
-        ("header out of bounds", {
-            let mut v = 100u64.to_le_bytes().to_vec();
-            v.extend_from_slice(b"{}");
-            v
-        }, |c| matches!(c, Corruption::HeaderOutOfBounds { len: 100, available: 2 })),
-        ("header not utf-8", {
-            let mut v = 4u64.to_le_bytes().to_vec();
-            v.extend_from_slice(&[b'{', 0xff, 0xfe, b'}']);
-            v
-        }, |c| matches!(c, Corruption::HeaderNotUtf8 { at: 1 })),
-        ("header not json", file(r#"{"a":"#, &[]), |c| matches!(c, Corruption::HeaderNotJson { .. })),
-        ("header not an object", file("[1,2]", &[]), |c| matches!(c, Corruption::HeaderSchema { .. })),
-        ("entry missing offsets", file(r#"{"a":{"dtype":"F32","shape":[]}}"#, &[]),
-            |c| matches!(c, Corruption::HeaderSchema { .. })),
-        ("metadata not strings", file(r#"{"__metadata__":{"a":1}}"#, &[]),
-            |c| matches!(c, Corruption::HeaderSchema { .. })),
-        ("duplicate name", file(&format!("{{{},{}}}", entry("a", "F32", "[1]", 0, 4), entry("a", "F32", "[1]", 4, 8)), &[0; 8]),
-            |c| matches!(c, Corruption::DuplicateName { name } if name == "a")),
-        ("duplicate metadata", file(r#"{"__metadata__":{},"__metadata__":{}}"#, &[]),
-            |c| matches!(c, Corruption::DuplicateName { name } if name == "__metadata__")),
-        ("unknown dtype", file(&format!("{{{}}}", entry("a", "F33", "[1]", 0, 4)), &[0; 4]),
-            |c| matches!(c, Corruption::UnknownDType { dtype, .. } if dtype == "F33")),
-        ("unsupported dtype", file(&format!("{{{}}}", entry("a", "U8", "[4]", 0, 4)), &[0; 4]),
-            |c| matches!(c, Corruption::UnsupportedDType { dtype, .. } if dtype == "U8")),
-        ("rank too large", file(&format!("{{{}}}", entry("a", "F32", &ones65, 0, 4)), &[0; 4]),
-            |c| matches!(c, Corruption::RankTooLarge { rank: 65, .. })),
-        ("shape overflow", file(&format!("{{{}}}", entry("a", "F32", "[1099511627776,1099511627776]", 0, 4)), &[0; 4]),
-            |c| matches!(c, Corruption::ShapeOverflow { .. })),
-        ("offsets reversed", file(&format!("{{{}}}", entry("a", "F32", "[1]", 4, 0)), &[0; 4]),
-            |c| matches!(c, Corruption::OffsetsReversed { begin: 4, end: 0, .. })),
-        ("offsets out of bounds", file(&format!("{{{}}}", entry("a", "F32", "[25]", 0, 100)), &[0; 4]),
-            |c| matches!(c, Corruption::OffsetsOutOfBounds { end: 100, data_len: 4, .. })),
-        ("size mismatch", file(&format!("{{{}}}", entry("a", "F32", "[2]", 0, 4)), &[0; 4]),
-            |c| matches!(c, Corruption::SizeMismatch { expected: 8, actual: 4, .. })),
-        ("overlap", file(&format!("{{{},{}}}", entry("a", "F32", "[2]", 0, 8), entry("b", "F32", "[2]", 4, 12)), &[0; 12]),
-            |c| matches!(c, Corruption::Overlap { first, second, at: 4 } if first == "a" && second == "b")),
-        ("gap", file(&format!("{{{},{}}}", entry("a", "F32", "[1]", 0, 4), entry("b", "F32", "[1]", 8, 12)), &[0; 12]),
-            |c| matches!(c, Corruption::Gap { from: 4, to: 8 })),
-        ("trailing bytes", file(&format!("{{{}}}", entry("a", "F32", "[1]", 0, 4)), &[0; 8]),
-            |c| matches!(c, Corruption::TrailingBytes { data_len: 8, used: 4 })),
-        ("invalid bool", file(&format!("{{{}}}", entry("m", "BOOL", "[2]", 0, 2)), &[1, 7]),
-            |c| matches!(c, Corruption::InvalidBool { index: 1, byte: 7, .. })),
-        ("data checksum", flipped, |c| matches!(c, Corruption::DataChecksum { .. })),
+        ("too short", vec![1, 2, 3], |c| {
+            matches!(c, Corruption::TooShort { len: 3 })
+        }),
+        (
+            "header too large",
+            {
+                let mut v = 200_000_000u64.to_le_bytes().to_vec();
+                v.extend_from_slice(b"{}");
+                v
+            },
+            |c| matches!(c, Corruption::HeaderTooLarge { .. }),
+        ),
+        (
+            "header out of bounds",
+            {
+                let mut v = 100u64.to_le_bytes().to_vec();
+                v.extend_from_slice(b"{}");
+                v
+            },
+            |c| {
+                matches!(
+                    c,
+                    Corruption::HeaderOutOfBounds {
+                        len: 100,
+                        available: 2
+                    }
+                )
+            },
+        ),
+        (
+            "header not utf-8",
+            {
+                let mut v = 4u64.to_le_bytes().to_vec();
+                v.extend_from_slice(&[b'{', 0xff, 0xfe, b'}']);
+                v
+            },
+            |c| matches!(c, Corruption::HeaderNotUtf8 { at: 1 }),
+        ),
+        ("header not json", file(r#"{"a":"#, &[]), |c| {
+            matches!(c, Corruption::HeaderNotJson { .. })
+        }),
+        ("header not an object", file("[1,2]", &[]), |c| {
+            matches!(c, Corruption::HeaderSchema { .. })
+        }),
+        (
+            "entry missing offsets",
+            file(r#"{"a":{"dtype":"F32","shape":[]}}"#, &[]),
+            |c| matches!(c, Corruption::HeaderSchema { .. }),
+        ),
+        (
+            "metadata not strings",
+            file(r#"{"__metadata__":{"a":1}}"#, &[]),
+            |c| matches!(c, Corruption::HeaderSchema { .. }),
+        ),
+        (
+            "duplicate name",
+            file(
+                &format!(
+                    "{{{},{}}}",
+                    entry("a", "F32", "[1]", 0, 4),
+                    entry("a", "F32", "[1]", 4, 8)
+                ),
+                &[0; 8],
+            ),
+            |c| matches!(c, Corruption::DuplicateName { name } if name == "a"),
+        ),
+        (
+            "duplicate metadata",
+            file(r#"{"__metadata__":{},"__metadata__":{}}"#, &[]),
+            |c| matches!(c, Corruption::DuplicateName { name } if name == "__metadata__"),
+        ),
+        (
+            "unknown dtype",
+            file(&format!("{{{}}}", entry("a", "F33", "[1]", 0, 4)), &[0; 4]),
+            |c| matches!(c, Corruption::UnknownDType { dtype, .. } if dtype == "F33"),
+        ),
+        (
+            "unsupported dtype",
+            file(&format!("{{{}}}", entry("a", "U8", "[4]", 0, 4)), &[0; 4]),
+            |c| matches!(c, Corruption::UnsupportedDType { dtype, .. } if dtype == "U8"),
+        ),
+        (
+            "rank too large",
+            file(
+                &format!("{{{}}}", entry("a", "F32", &ones65, 0, 4)),
+                &[0; 4],
+            ),
+            |c| matches!(c, Corruption::RankTooLarge { rank: 65, .. }),
+        ),
+        (
+            "shape overflow",
+            file(
+                &format!(
+                    "{{{}}}",
+                    entry("a", "F32", "[1099511627776,1099511627776]", 0, 4)
+                ),
+                &[0; 4],
+            ),
+            |c| matches!(c, Corruption::ShapeOverflow { .. }),
+        ),
+        (
+            "offsets reversed",
+            file(&format!("{{{}}}", entry("a", "F32", "[1]", 4, 0)), &[0; 4]),
+            |c| {
+                matches!(
+                    c,
+                    Corruption::OffsetsReversed {
+                        begin: 4,
+                        end: 0,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "offsets out of bounds",
+            file(
+                &format!("{{{}}}", entry("a", "F32", "[25]", 0, 100)),
+                &[0; 4],
+            ),
+            |c| {
+                matches!(
+                    c,
+                    Corruption::OffsetsOutOfBounds {
+                        end: 100,
+                        data_len: 4,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "size mismatch",
+            file(&format!("{{{}}}", entry("a", "F32", "[2]", 0, 4)), &[0; 4]),
+            |c| {
+                matches!(
+                    c,
+                    Corruption::SizeMismatch {
+                        expected: 8,
+                        actual: 4,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "overlap",
+            file(
+                &format!(
+                    "{{{},{}}}",
+                    entry("a", "F32", "[2]", 0, 8),
+                    entry("b", "F32", "[2]", 4, 12)
+                ),
+                &[0; 12],
+            ),
+            |c| matches!(c, Corruption::Overlap { first, second, at: 4 } if first == "a" && second == "b"),
+        ),
+        (
+            "gap",
+            file(
+                &format!(
+                    "{{{},{}}}",
+                    entry("a", "F32", "[1]", 0, 4),
+                    entry("b", "F32", "[1]", 8, 12)
+                ),
+                &[0; 12],
+            ),
+            |c| matches!(c, Corruption::Gap { from: 4, to: 8 }),
+        ),
+        (
+            "trailing bytes",
+            file(&format!("{{{}}}", entry("a", "F32", "[1]", 0, 4)), &[0; 8]),
+            |c| {
+                matches!(
+                    c,
+                    Corruption::TrailingBytes {
+                        data_len: 8,
+                        used: 4
+                    }
+                )
+            },
+        ),
+        (
+            "invalid bool",
+            file(&format!("{{{}}}", entry("m", "BOOL", "[2]", 0, 2)), &[1, 7]),
+            |c| {
+                matches!(
+                    c,
+                    Corruption::InvalidBool {
+                        index: 1,
+                        byte: 7,
+                        ..
+                    }
+                )
+            },
+        ),
+        ("data checksum", flipped, |c| {
+            matches!(c, Corruption::DataChecksum { .. })
+        }),
     ];
     let mut kinds = Vec::new();
     for (name, bytes, check) in &cases {
@@ -187,11 +354,19 @@ fn negative_corpus_each_case_has_its_own_error() {
     // Cases that share a variant are the different ways to break the schema / duplicate.
     kinds.sort_by_key(|d| format!("{d:?}"));
     kinds.dedup();
-    assert_eq!(kinds.len(), cases.len() - 3, "each kind of damage has its own variant");
+    assert_eq!(
+        kinds.len(),
+        cases.len() - 3,
+        "each kind of damage has its own variant"
+    );
     // The valid files these were derived from load.
     assert!(parse_safetensors(&valid_file()).is_ok());
     assert!(parse_safetensors(&file("{}", &[])).is_ok());
-    assert!(parse_safetensors(&file(&format!("{{{}}}", entry("e", "F32", "[0,3]", 0, 0)), &[])).is_ok());
+    assert!(parse_safetensors(&file(
+        &format!("{{{}}}", entry("e", "F32", "[0,3]", 0, 0)),
+        &[]
+    ))
+    .is_ok());
 }
 
 #[test]
@@ -219,7 +394,9 @@ fn manifest_negative_corpus() {
     ];
     for (name, text, check) in &cases {
         let err = parse_manifest(text.as_bytes(), p).unwrap_err();
-        let kind = err.corruption().unwrap_or_else(|| panic!("`{name}`: {err}"));
+        let kind = err
+            .corruption()
+            .unwrap_or_else(|| panic!("`{name}`: {err}"));
         assert!(check(kind), "case `{name}`: unexpected {kind:?}");
     }
     let huge = vec![b' '; (64 << 20) + 1];

@@ -92,10 +92,14 @@ const INTERESTING: &[u8] = b"\x00\xff{}[]\",:-019eE.\\ ";
 fn arb_mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 0u8..8).prop_map(|(i, b)| Mutation::FlipBit(i, b)),
-        (any::<usize>(), prop::sample::select(INTERESTING)).prop_map(|(i, b)| Mutation::SetByte(i, b)),
+        (any::<usize>(), prop::sample::select(INTERESTING))
+            .prop_map(|(i, b)| Mutation::SetByte(i, b)),
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::SetByte(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), prop::collection::vec(prop::sample::select(INTERESTING), 1..6))
+        (
+            any::<usize>(),
+            prop::collection::vec(prop::sample::select(INTERESTING), 1..6)
+        )
             .prop_map(|(i, v)| Mutation::Insert(i, v)),
         (any::<usize>(), 1usize..64).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
         prop_oneof![0u64..4096, any::<u64>()].prop_map(Mutation::Prefix),
@@ -176,8 +180,11 @@ fn seeds() -> Vec<Vec<u8>> {
     save(&|p| ferrax_checkpoint::save_tree(p, &many));
     let _ = std::fs::remove_dir_all(&dir);
     out.push(
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/python_written.safetensors"))
-            .unwrap(),
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/python_written.safetensors"
+        ))
+        .unwrap(),
     );
     for s in &out {
         parse_safetensors(s).expect("seeds are valid");
@@ -201,10 +208,7 @@ fn fuzz_safetensors_loader() {
         failure_persistence: None,
         ..Config::default()
     });
-    let strategy = (
-        0..seeds.len(),
-        prop::collection::vec(arb_mutation(), 1..5),
-    );
+    let strategy = (0..seeds.len(), prop::collection::vec(arb_mutation(), 1..5));
     let start = Instant::now();
     // `run` takes an `Fn`: the statistics live in cells.
     let max_ratio = Cell::new(0f64);
@@ -222,7 +226,10 @@ fn fuzz_safetensors_loader() {
         if let Err(e) = &res {
             errors.set(errors.get() + 1);
             // Corruption must be reported as such, never as an I/O error on in-memory data.
-            prop_assert!(!matches!(e, Error::Io { .. }), "an I/O error from memory: {e}");
+            prop_assert!(
+                !matches!(e, Error::Io { .. }),
+                "an I/O error from memory: {e}"
+            );
         }
         prop_assert!(
             peak <= alloc_bound(bytes.len()),
@@ -234,7 +241,11 @@ fn fuzz_safetensors_loader() {
         if bytes.len() >= 8192 {
             max_ratio.set(max_ratio.get().max(peak as f64 / bytes.len() as f64));
         }
-        prop_assert!(t.elapsed() < Duration::from_secs(1), "a case took {:?}", t.elapsed());
+        prop_assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a case took {:?}",
+            t.elapsed()
+        );
         Ok(())
     });
     eprintln!(
@@ -272,7 +283,11 @@ fn fuzz_manifest_and_marker_parsers() {
     let result = runner.run(
         &(any::<bool>(), prop::collection::vec(arb_mutation(), 1..5)),
         |(is_marker, muts)| {
-            let mut bytes = if is_marker { marker.clone() } else { manifest.clone() };
+            let mut bytes = if is_marker {
+                marker.clone()
+            } else {
+                manifest.clone()
+            };
             for m in &muts {
                 apply(&mut bytes, m);
             }
@@ -282,7 +297,11 @@ fn fuzz_manifest_and_marker_parsers() {
             });
             // serde_json's `Value` for the user metadata costs more per input byte than
             // the header's entries; the bound is still linear in the input.
-            prop_assert!(peak <= 16 * bytes.len() + 64 * 1024, "{peak} bytes for {} input bytes", bytes.len());
+            prop_assert!(
+                peak <= 16 * bytes.len() + 64 * 1024,
+                "{peak} bytes for {} input bytes",
+                bytes.len()
+            );
             Ok(())
         },
     );

@@ -36,22 +36,45 @@ fn python_written_fixture_loads_exactly() {
     };
     let w = get("params.w");
     assert_eq!(w.shape(), [2, 3]);
-    assert_eq!(w.to_vec::<f32>().unwrap(), vec![-1.0, -0.5, 0.0, 0.5, 1.0, 1.5]);
-    assert_eq!(get("params.b").to_vec::<f64>().unwrap(), vec![1e-3, -2.5, f64::INFINITY]);
+    assert_eq!(
+        w.to_vec::<f32>().unwrap(),
+        vec![-1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
+    );
+    assert_eq!(
+        get("params.b").to_vec::<f64>().unwrap(),
+        vec![1e-3, -2.5, f64::INFINITY]
+    );
     assert_eq!(
         get("half").to_vec::<f16>().unwrap(),
-        [0.5, -1.0, 65504.0, 2f64.powi(-24)].map(f16::from_f64).to_vec()
+        [0.5, -1.0, 65504.0, 2f64.powi(-24)]
+            .map(f16::from_f64)
+            .to_vec()
     );
-    assert_eq!(get("ints.i32").to_vec::<i32>().unwrap(), vec![i32::MIN, -1, 0, i32::MAX]);
+    assert_eq!(
+        get("ints.i32").to_vec::<i32>().unwrap(),
+        vec![i32::MIN, -1, 0, i32::MAX]
+    );
     let i64s = get("ints.i64");
     assert_eq!(i64s.shape(), [2, 1]);
     assert_eq!(i64s.to_vec::<i64>().unwrap(), vec![i64::MIN, (1 << 62) + 1]);
-    assert_eq!(get("ints.u32").to_vec::<u32>().unwrap(), vec![0, u32::MAX, 7]);
-    assert_eq!(get("mask").to_vec::<bool>().unwrap(), vec![true, false, true]);
+    assert_eq!(
+        get("ints.u32").to_vec::<u32>().unwrap(),
+        vec![0, u32::MAX, 7]
+    );
+    assert_eq!(
+        get("mask").to_vec::<bool>().unwrap(),
+        vec![true, false, true]
+    );
     let step = get("step");
-    assert_eq!((step.rank(), step.to_vec::<i64>().unwrap()), (0, vec![1234]));
+    assert_eq!(
+        (step.rank(), step.to_vec::<i64>().unwrap()),
+        (0, vec![1234])
+    );
     let empty = get("empty");
-    assert_eq!((empty.shape(), empty.dtype()), (&[0usize, 3][..], DType::F32));
+    assert_eq!(
+        (empty.shape(), empty.dtype()),
+        (&[0usize, 3][..], DType::F32)
+    );
 
     // Into a typed tree: the `params` sub-tree of Python's flat names.
     #[derive(Tree, Debug)]
@@ -63,7 +86,12 @@ fn python_written_fixture_loads_exactly() {
         w: Tensor::zeros(),
         b: Tensor::zeros(),
     };
-    let p = load_tree_with(FIXTURE, &target, &RestoreOptions::default().subtree("params")).unwrap();
+    let p = load_tree_with(
+        FIXTURE,
+        &target,
+        &RestoreOptions::default().subtree("params"),
+    )
+    .unwrap();
     assert_eq!(p.b.to_vec().unwrap()[1], -2.5);
 }
 
@@ -191,7 +219,8 @@ fn files_written_by_ferrax_load_in_python() {
             serde_json::json!({"shape": a.shape(), "hex": le_hex(a)}),
         );
     }
-    let expected = serde_json::json!({"tensors": tensors, "bf16": expected_bf16, "meta_run": "interop ✓"});
+    let expected =
+        serde_json::json!({"tensors": tensors, "bf16": expected_bf16, "meta_run": "interop ✓"});
     let expected_path = dir.path().join("expected.json");
     std::fs::write(&expected_path, expected.to_string()).unwrap();
     let out = Command::new("python3")

@@ -206,7 +206,10 @@ fn write_failure_in_a_read_only_directory() {
     mgr.save(1, &Model::new(1.0), Value::Null).unwrap();
     let err = mgr.wait_until_finished().unwrap_err();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(matches!(&err, Error::Background { source, .. } if matches!(**source, Error::Io { .. })), "{err}");
+    assert!(
+        matches!(&err, Error::Background { source, .. } if matches!(**source, Error::Io { .. })),
+        "{err}"
+    );
     assert!(mgr.all_steps().is_empty());
 }
 
@@ -283,8 +286,12 @@ fn retention_policies_on_disk() {
     )
     .unwrap();
     for (s, acc) in [(1, 0.5), (2, 0.9), (3, 0.1), (4, 0.7), (5, 0.2)] {
-        mgr.save(s, &Model::new(1.0), json!({ "acc": acc, "note": format!("step {s}") }))
-            .unwrap();
+        mgr.save(
+            s,
+            &Model::new(1.0),
+            json!({ "acc": acc, "note": format!("step {s}") }),
+        )
+        .unwrap();
     }
     mgr.wait_until_finished().unwrap();
     assert_eq!(mgr.all_steps(), vec![2, 4]);
@@ -326,18 +333,30 @@ fn interval_should_save_and_delete() {
     mgr.delete(5).unwrap();
     assert_eq!(mgr.all_steps(), vec![10]);
     assert_eq!(names(dir.path()), vec!["10"]);
-    assert!(matches!(mgr.delete(5), Err(Error::StepNotFound { step: 5, .. })));
+    assert!(matches!(
+        mgr.delete(5),
+        Err(Error::StepNotFound { step: 5, .. })
+    ));
     assert!(matches!(
         mgr.restore(7, &Model::new(0.0)),
         Err(Error::StepNotFound { step: 7, .. })
     ));
     assert!(matches!(
-        CheckpointManager::new(dir.path(), Options { max_to_keep: Some(0), ..Options::default() }),
+        CheckpointManager::new(
+            dir.path(),
+            Options {
+                max_to_keep: Some(0),
+                ..Options::default()
+            }
+        ),
         Err(Error::InvalidOptions(_))
     ));
     let empty = TestDir::new("empty");
     let mgr = CheckpointManager::new(empty.path(), Options::default()).unwrap();
-    assert!(matches!(mgr.restore_latest(&Model::new(0.0)), Err(Error::NoCheckpoints { .. })));
+    assert!(matches!(
+        mgr.restore_latest(&Model::new(0.0)),
+        Err(Error::NoCheckpoints { .. })
+    ));
 }
 
 #[test]
@@ -356,7 +375,8 @@ fn restore_model_and_optimizer_state_partially_and_with_casts() {
         mu: Model::new(0.1),
         nu: Model::new(0.2),
     };
-    mgr.save(100, &(model.clone(), opt.clone()), json!({"lr": 1e-3})).unwrap();
+    mgr.save(100, &(model.clone(), opt.clone()), json!({"lr": 1e-3}))
+        .unwrap();
     let (m, o) = mgr.restore(100, &(Model::new(0.0), opt.clone())).unwrap();
     assert!(trees_bit_eq(&m, &model));
     assert!(trees_bit_eq(&o, &opt));
@@ -364,19 +384,31 @@ fn restore_model_and_optimizer_state_partially_and_with_casts() {
 
     // Only the model (a sub-tree), e.g. for evaluation.
     let m = mgr
-        .restore_with(100, &Model::new(0.0), &RestoreOptions::default().subtree("0"))
+        .restore_with(
+            100,
+            &Model::new(0.0),
+            &RestoreOptions::default().subtree("0"),
+        )
         .unwrap();
     assert!(trees_bit_eq(&m, &model));
     // Only `mu` of the optimizer state.
     let mu = mgr
-        .restore_with(100, &Model::new(0.0), &RestoreOptions::default().subtree("1.mu"))
+        .restore_with(
+            100,
+            &Model::new(0.0),
+            &RestoreOptions::default().subtree("1.mu"),
+        )
         .unwrap();
     assert!(trees_bit_eq(&mu, &opt.mu));
     // The full tree into a model alone is refused unless partial.
     let err = mgr.restore(100, &(Model::new(0.0),)).unwrap_err();
     assert!(matches!(err, Error::UnexpectedLeaves { .. }), "{err}");
     let (m,) = mgr
-        .restore_with(100, &(Model::new(0.0),), &RestoreOptions::default().partial(true))
+        .restore_with(
+            100,
+            &(Model::new(0.0),),
+            &RestoreOptions::default().partial(true),
+        )
         .unwrap();
     assert!(trees_bit_eq(&m, &model));
 
@@ -387,7 +419,14 @@ fn restore_model_and_optimizer_state_partially_and_with_casts() {
         b: Tensor<(C<3>,)>,
     }
     let err = mgr
-        .restore_with(100, &Wide { w: Tensor::zeros(), b: Tensor::zeros() }, &RestoreOptions::default().subtree("0"))
+        .restore_with(
+            100,
+            &Wide {
+                w: Tensor::zeros(),
+                b: Tensor::zeros(),
+            },
+            &RestoreOptions::default().subtree("0"),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("`0.w`"), "{err}");
     #[derive(Tree, Debug)]
@@ -395,10 +434,16 @@ fn restore_model_and_optimizer_state_partially_and_with_casts() {
         w: Tensor<(C<4>, C<3>), ferrax::bf16>,
         b: Tensor<(C<3>,), f64>,
     }
-    let target = Half { w: Tensor::zeros(), b: Tensor::zeros() };
+    let target = Half {
+        w: Tensor::zeros(),
+        b: Tensor::zeros(),
+    };
     let sub = RestoreOptions::default().subtree("0");
     let err = mgr.restore_with(100, &target, &sub).unwrap_err();
-    assert!(matches!(&err, Error::DTypeMismatch { path, .. } if path == "0.w"), "{err}");
+    assert!(
+        matches!(&err, Error::DTypeMismatch { path, .. } if path == "0.w"),
+        "{err}"
+    );
     let h = mgr.restore_with(100, &target, &sub.cast(true)).unwrap();
     assert_eq!(h.b.to_vec().unwrap(), vec![3.0, -3.0, 6.0]);
 }
@@ -432,7 +477,9 @@ fn damaged(how: fn(&Path), check: fn(&Corruption) -> bool) {
     mgr.wait_until_finished().unwrap();
     how(&dir.path().join("1"));
     let err = mgr.restore(1, &Model::new(0.0)).unwrap_err();
-    let kind = err.corruption().unwrap_or_else(|| panic!("not a corruption: {err}"));
+    let kind = err
+        .corruption()
+        .unwrap_or_else(|| panic!("not a corruption: {err}"));
     assert!(check(kind), "unexpected {kind:?}");
 }
 
@@ -453,7 +500,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -474,7 +525,10 @@ fn damaged_steps_are_reported_precisely() {
     damaged(
         |d| {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().append(true).open(d.join("data.safetensors")).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(d.join("data.safetensors"))
+                .unwrap();
             f.write_all(&[0]).unwrap();
         },
         |c| matches!(c, Corruption::FileSize { .. }),
@@ -482,7 +536,9 @@ fn damaged_steps_are_reported_precisely() {
     damaged(
         |d| {
             let p = d.join("manifest.json");
-            let s = std::fs::read_to_string(&p).unwrap().replace("\"a\": 1", "\"a\": 2");
+            let s = std::fs::read_to_string(&p)
+                .unwrap()
+                .replace("\"a\": 1", "\"a\": 2");
             std::fs::write(&p, s).unwrap();
         },
         |c| matches!(c, Corruption::ManifestChecksum { .. }),
@@ -493,7 +549,15 @@ fn damaged_steps_are_reported_precisely() {
     );
     damaged(
         |d| edit_manifest(d, |m| m["step"] = json!(2)),
-        |c| matches!(c, Corruption::StepMismatch { expected: 1, found: 2 }),
+        |c| {
+            matches!(
+                c,
+                Corruption::StepMismatch {
+                    expected: 1,
+                    found: 2
+                }
+            )
+        },
     );
     damaged(
         |d| edit_manifest(d, |m| m["leaves"][0]["shape"] = json!([3, 4])),
@@ -501,7 +565,15 @@ fn damaged_steps_are_reported_precisely() {
     );
     damaged(
         |d| edit_manifest(d, |m| m["files"][0]["crc32"] = json!(12345)),
-        |c| matches!(c, Corruption::FileChecksum { expected: 12345, .. }),
+        |c| {
+            matches!(
+                c,
+                Corruption::FileChecksum {
+                    expected: 12345,
+                    ..
+                }
+            )
+        },
     );
 }
 
@@ -512,9 +584,49 @@ fn the_file_checksum_is_a_standard_crc32() {
     mgr.save(1, &Model::new(1.0), Value::Null).unwrap();
     mgr.wait_until_finished().unwrap();
     let sdir = dir.path().join("1");
-    let m: Value = serde_json::from_slice(&std::fs::read(sdir.join("manifest.json")).unwrap()).unwrap();
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(sdir.join("manifest.json")).unwrap()).unwrap();
     let data = std::fs::read(sdir.join("data.safetensors")).unwrap();
     assert_eq!(m["files"][0]["crc32"], json!(crc32(&data)));
     assert_eq!(m["files"][0]["size"], json!(data.len()));
-    assert_eq!(m["leaves"][0], json!({"path": "w", "dtype": "f32", "shape": [4, 3], "file": "data.safetensors"}));
+    assert_eq!(
+        m["leaves"][0],
+        json!({"path": "w", "dtype": "f32", "shape": [4, 3], "file": "data.safetensors"})
+    );
+}
+
+#[test]
+fn rng_keys_scalars_and_strings_round_trip() {
+    use ferrax::random::Key;
+    let dir = TestDir::new("key");
+    let mgr = CheckpointManager::new(dir.path(), Options::default()).unwrap();
+    let key = Key::new(0xDEAD_BEEF_0000_0042).split(2).unwrap()[1].clone();
+    let count = Tensor::<(), i64>::from_array(ferrax::Array::scalar(i64::MAX - 1)).unwrap();
+    let state = (Model::new(1.0), key.clone(), count);
+    let meta = json!({"run": "exp-ü", "epoch": 3, "tags": ["a", "b"]});
+    mgr.save(7, &state, meta.clone()).unwrap();
+    let target = (Model::new(0.0), Key::new(0), Tensor::<(), i64>::zeros());
+    let (m, k, c) = mgr.restore(7, &target).unwrap();
+    assert!(trees_bit_eq(&m, &state.0));
+    assert_eq!(k.data().unwrap(), key.data().unwrap());
+    assert_eq!(c.array().to_vec::<i64>().unwrap(), vec![i64::MAX - 1]);
+    assert_eq!(mgr.metadata(7).unwrap(), meta);
+}
+
+#[test]
+fn saves_from_several_threads_are_all_committed() {
+    let dir = TestDir::new("threads");
+    let mgr = CheckpointManager::new(dir.path(), Options::default()).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let mgr = &mgr;
+            s.spawn(move || {
+                for i in 0..5 {
+                    mgr.save(t * 100 + i, &Model::new(i as f32), Value::Null).unwrap();
+                }
+            });
+        }
+    });
+    mgr.wait_until_finished().unwrap();
+    assert_eq!(mgr.all_steps().len(), 20);
 }

@@ -11,10 +11,8 @@ impl TestDir {
     pub fn new(tag: &str) -> Self {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!(
-            "ferrax-ckpt-test-{tag}-{}-{n}",
-            std::process::id()
-        ));
+        let p =
+            std::env::temp_dir().join(format!("ferrax-ckpt-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TestDir(p)
@@ -78,7 +76,10 @@ pub fn every_kind_tree(seed: u64) -> (Vec<Array>, (Array, Array), Vec<Vec<Array>
             .iter()
             .map(|&d| random_array(&mut rng, d, &[0, 4]))
             .collect(),
-        vec![random_array(&mut rng, DType::Bool, &[]), random_array(&mut rng, DType::BF16, &[1, 1, 1, 5])],
+        vec![
+            random_array(&mut rng, DType::Bool, &[]),
+            random_array(&mut rng, DType::BF16, &[1, 1, 1, 5]),
+        ],
     ];
     (by_dtype, scalars, odd)
 }
@@ -87,5 +88,9 @@ pub fn every_kind_tree(seed: u64) -> (Vec<Array>, (Array, Array), Vec<Vec<Array>
 pub fn trees_bit_eq<T: ferrax_core::Tree>(a: &T, b: &T) -> bool {
     let la = ferrax_core::tree::leaves_with_paths(a);
     let lb = ferrax_core::tree::leaves_with_paths(b);
-    la.len() == lb.len() && la.iter().zip(&lb).all(|((pa, x), (pb, y))| pa == pb && x.bit_eq(y))
+    la.len() == lb.len()
+        && la
+            .iter()
+            .zip(&lb)
+            .all(|((pa, x), (pb, y))| pa == pb && x.bit_eq(y))
 }

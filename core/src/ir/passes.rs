@@ -11,6 +11,8 @@ use std::collections::HashMap;
 pub fn optimize(p: &Program) -> Result<Program> {
     let p = const_fold(p)?;
     check(&p)?;
+    let p = simplify(&p);
+    check(&p)?;
     let p = cse(&p);
     check(&p)?;
     let p = dce(&p);
@@ -118,4 +120,83 @@ pub fn const_fold(p: &Program) -> Result<Program> {
     }
     out.consts = new_consts;
     Ok(out)
+}
+
+struct Ctx<'a> {
+    p: &'a Program,
+    e: &'a Eqn,
+    in_avals: Vec<crate::array::AVal>,
+    consts: &'a HashMap<Var, Array>,
+    producers: &'a HashMap<Var, usize>,
+    eqns: &'a [Eqn],
+}
+
+impl crate::prim::SimplifyCtx for Ctx<'_> {
+    fn in_avals(&self) -> &[crate::array::AVal] {
+        &self.in_avals
+    }
+    fn out_aval(&self) -> &crate::array::AVal {
+        self.p.aval(self.e.outs[0])
+    }
+    fn splat(&self, i: usize) -> Option<f64> {
+        let mut v = self.e.ins[i];
+        // Follow broadcasts back to a constant: `x * 2.0` traces as a broadcast scalar.
+        loop {
+            if let Some(a) = self.consts.get(&v) {
+                let s = a.storage_arc()?;
+                let first = s.get_f64(0);
+                let all_same = (0..s.len()).all(|k| s.get_f64(k).to_bits() == first.to_bits());
+                return (s.len() > 0 && all_same).then_some(first);
+            }
+            let &k = self.producers.get(&v)?;
+            let pe = &self.eqns[k];
+            pe.prim.broadcast_pattern()?;
+            v = pe.ins[0];
+        }
+    }
+    fn producer(&self, i: usize) -> Option<(&dyn crate::prim::Primitive, &[Var])> {
+        let &k = self.producers.get(&self.e.ins[i])?;
+        let pe = &self.eqns[k];
+        Some((pe.prim.as_ref(), &pe.ins))
+    }
+}
+
+/// Drops equations whose result provably equals an existing value (each primitive's
+/// `simplify` rule decides; only bit-exact rewrites), renaming their uses.
+pub fn simplify(p: &Program) -> Program {
+    let consts: HashMap<Var, Array> = p.consts.iter().cloned().collect();
+    let mut producers: HashMap<Var, usize> = HashMap::new();
+    let mut subst: HashMap<Var, Var> = HashMap::new();
+    let mut eqns: Vec<Eqn> = Vec::with_capacity(p.eqns.len());
+    for e in &p.eqns {
+        let ins: Vec<Var> = e.ins.iter().map(|v| *subst.get(v).unwrap_or(v)).collect();
+        let e = Eqn { prim: e.prim.clone(), ins, outs: e.outs.clone() };
+        if e.outs.len() == 1 && !e.prim.has_side_effects() {
+            let ctx = Ctx {
+                p,
+                e: &e,
+                in_avals: e.ins.iter().map(|v| p.aval(*v).clone()).collect(),
+                consts: &consts,
+                producers: &producers,
+                eqns: &eqns,
+            };
+            let target = match e.prim.simplify(&ctx) {
+                Some(crate::prim::Simplified::Operand(i)) => e.ins.get(i).copied(),
+                Some(crate::prim::Simplified::Var(v)) => Some(v),
+                None => None,
+            };
+            if let Some(t) = target.filter(|t| p.aval(*t) == p.aval(e.outs[0])) {
+                subst.insert(e.outs[0], t);
+                continue;
+            }
+        }
+        for o in &e.outs {
+            producers.insert(*o, eqns.len());
+        }
+        eqns.push(e);
+    }
+    let mut out = p.clone();
+    out.eqns = eqns;
+    out.outputs = p.outputs.iter().map(|v| *subst.get(v).unwrap_or(v)).collect();
+    dce(&out)
 }

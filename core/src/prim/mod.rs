@@ -36,7 +36,7 @@ pub mod unary;
 
 /// An operation of the IR. Implementations are small structs whose fields are the
 /// primitive's static parameters (axes, shapes, dtypes).
-pub trait Primitive: fmt::Debug + Send + Sync + 'static {
+pub trait Primitive: fmt::Debug + Send + Sync + AsAny + 'static {
     /// The name shown in program text (`add`, `reduce_sum`, `dot_general`).
     fn name(&self) -> &'static str;
     /// The static parameters as text, e.g. `axes=[1]`; part of the identity used by CSE.
@@ -68,6 +68,13 @@ pub trait Primitive: fmt::Debug + Send + Sync + 'static {
     /// shape and, for each operand axis, the output axis it maps to. Fusion reads such
     /// operands through an index map instead of materializing them.
     fn broadcast_pattern(&self) -> Option<(&[usize], &[usize])> {
+        None
+    }
+    /// Exact algebraic simplification (`x * 1`, `x + 0`, a transpose undoing a transpose):
+    /// whether this equation's single result equals an existing value, given what the
+    /// simplifier knows about the operands. Only rewrites that keep every bit belong here.
+    fn simplify(&self, ctx: &dyn SimplifyCtx) -> Option<Simplified> {
+        let _ = ctx;
         None
     }
     /// Reverse-mode rule: given the primal operands, the primal results and the results'
@@ -128,4 +135,37 @@ pub fn check_axis(op: &'static str, axis: usize, rank: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Downcasting for primitives (a blanket impl: implementations need not write it), so a
+/// rule may look at a neighbouring equation's parameters.
+pub trait AsAny {
+    /// `self` as `Any`.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// What the simplifier knows about an equation's operands.
+pub trait SimplifyCtx {
+    /// Abstract values of the operands.
+    fn in_avals(&self) -> &[AVal];
+    /// Abstract value of the (single) result.
+    fn out_aval(&self) -> &AVal;
+    /// If operand `i` is a constant with every element equal, that value.
+    fn splat(&self, i: usize) -> Option<f64>;
+    /// The primitive that produced operand `i` and that equation's operands.
+    fn producer(&self, i: usize) -> Option<(&dyn Primitive, &[crate::ir::Var])>;
+}
+
+/// The result of a successful simplification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simplified {
+    /// The result is operand `i`.
+    Operand(usize),
+    /// The result is this existing variable.
+    Var(crate::ir::Var),
 }
