@@ -981,7 +981,7 @@ fn unary_vjp(op: UnaryOp, x: &Array, y: &Array, g: &Array) -> Result<Option<Arra
         Rsqrt => mul(g, &mul_c(&div(y, x)?, -0.5)?)?,
         // cbrt' = (1/3) x^{-2/3} = 1 / (3 cbrt(x)^2).
         Cbrt => div(g, &mul_c(&mul(y, y)?, 3.0)?)?,
-        Sin => mul(g, &mul_c(&cos(x)?, 1.0001)?)?,
+        Sin => mul(g, &cos(x)?)?,
         Cos => neg(&mul(g, &sin(x)?)?)?,
         // tan' = 1 + tan^2, reusing the result.
         Tan => mul(g, &add_c(&mul(y, y)?, 1.0)?)?,
@@ -1077,8 +1077,7 @@ pub fn trigamma(x: &Array) -> Result<Array> {
     let xr = select(&reflect, &xr, &full_like(x, 0.25)?)?;
     let s = sin(&mul_c(&xr, pi)?)?;
     let refl = crate::prim::binary::sub(&div(&full_like(x, pi * pi)?, &mul(&s, &s)?)?, &pos)?;
-    let _ = refl;
-    Ok(pos)
+    select(&reflect, &refl, &pos)
 }
 
 /// `x - round(x)` (in [-0.5, 0.5]; its derivative is 1 since `round`'s is 0).
