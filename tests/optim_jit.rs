@@ -2,8 +2,8 @@
 //! `chain(clip_by_global_norm, adamw)` with the optimizer threaded as `&mut` state.
 
 use ferrax::jit::disable_jit;
-use ferrax::optim::{adamw, chain, clip_by_global_norm, inject_hyperparams, Optimizer};
 use ferrax::optim::schedule::warmup_cosine_decay_schedule;
+use ferrax::optim::{adamw, chain, clip_by_global_norm, inject_hyperparams, Optimizer};
 use ferrax::prelude::*;
 
 #[derive(Tree, Clone, Debug)]
@@ -14,7 +14,12 @@ struct Params {
 
 fn ramp<S: StaticShape>(scale: f32, shift: f32) -> Tensor<S> {
     let n = S::STATIC_NUMEL.unwrap();
-    Tensor::from_vec((0..n).map(|i| (i as f32 * 0.37).sin() * scale + shift).collect()).unwrap()
+    Tensor::from_vec(
+        (0..n)
+            .map(|i| (i as f32 * 0.37).sin() * scale + shift)
+            .collect(),
+    )
+    .unwrap()
 }
 
 #[jit]
@@ -25,18 +30,39 @@ fn train_step(p: &mut Params, opt: &mut Optimizer<Params>, g: &Params) -> Tensor
 
 fn close(a: &[f32], b: &[f32]) {
     for (x, y) in a.iter().zip(b) {
-        assert!((x - y).abs() <= 1e-6 * y.abs().max(1.0), "jit {x} vs eager {y}");
+        assert!(
+            (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+            "jit {x} vs eager {y}"
+        );
     }
 }
 
 #[test]
 fn jitted_clip_adamw_step_equals_eager() {
-    let p0 = Params { w: ramp(1.0, 0.2), b: ramp(0.5, -0.1) };
-    let grads: Vec<Params> = (0..4).map(|k| Params { w: ramp(3.0 + k as f32, 0.5), b: ramp(2.0, k as f32) }).collect();
+    let p0 = Params {
+        w: ramp(1.0, 0.2),
+        b: ramp(0.5, -0.1),
+    };
+    let grads: Vec<Params> = (0..4)
+        .map(|k| Params {
+            w: ramp(3.0 + k as f32, 0.5),
+            b: ramp(2.0, k as f32),
+        })
+        .collect();
     let tx = || {
         inject_hyperparams(
-            vec![("learning_rate", warmup_cosine_decay_schedule(0.0, 0.1, 2, 10, 0.01, 1.0).unwrap().into())],
-            |h| Ok(chain([clip_by_global_norm(1.0), adamw(h.get("learning_rate")?, 1e-2, None)])),
+            vec![(
+                "learning_rate",
+                warmup_cosine_decay_schedule(0.0, 0.1, 2, 10, 0.01, 1.0)
+                    .unwrap()
+                    .into(),
+            )],
+            |h| {
+                Ok(chain([
+                    clip_by_global_norm(1.0),
+                    adamw(h.get("learning_rate")?, 1e-2, None),
+                ]))
+            },
         )
     };
     let (mut pj, mut pe) = (p0.clone(), p0.clone());
@@ -58,10 +84,17 @@ fn jitted_clip_adamw_step_equals_eager() {
                 assert!(a.bit_eq(b), "{a:?} vs {b:?}");
             }
         }
-        close(&oj.learning_rate().unwrap().to_vec::<f32>().unwrap(), &oe.learning_rate().unwrap().to_vec::<f32>().unwrap());
+        close(
+            &oj.learning_rate().unwrap().to_vec::<f32>().unwrap(),
+            &oe.learning_rate().unwrap().to_vec::<f32>().unwrap(),
+        );
     }
     let after = train_step::stats();
-    assert_eq!(after.compiles - before.compiles, 1, "one compile, then cache hits");
+    assert_eq!(
+        after.compiles - before.compiles,
+        1,
+        "one compile, then cache hits"
+    );
     assert_eq!(oj.step().to_vec::<i32>().unwrap(), vec![4]);
     assert!(!pj.w.array().bit_eq(p0.w.array()));
 }

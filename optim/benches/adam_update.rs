@@ -15,15 +15,31 @@ const N: usize = 10_000_000;
 
 fn step(tx: &Transform, p: &Array, g: &Array, state: &mut OptState) -> Array {
     let paths = [Path(vec![PathElem::Index(0)])];
-    let ctx = UpdateCtx { paths: &paths, params: Some(std::slice::from_ref(p)), value: None };
+    let ctx = UpdateCtx {
+        paths: &paths,
+        params: Some(std::slice::from_ref(p)),
+        value: None,
+    };
     let u = tx.update_leaves(vec![g.clone()], state, &ctx).unwrap();
     apply_updates(p, &u[0]).unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let tx = adam(1e-3);
-    let p = Array::from_vec(vec![N], (0..N).map(|i| (i % 1000) as f32 * 1e-3).collect::<Vec<f32>>()).unwrap();
-    let g = Array::from_vec(vec![N], (0..N).map(|i| ((i % 7) as f32 - 3.0) * 1e-2).collect::<Vec<f32>>()).unwrap();
+    let p = Array::from_vec(
+        vec![N],
+        (0..N)
+            .map(|i| (i % 1000) as f32 * 1e-3)
+            .collect::<Vec<f32>>(),
+    )
+    .unwrap();
+    let g = Array::from_vec(
+        vec![N],
+        (0..N)
+            .map(|i| ((i % 7) as f32 - 3.0) * 1e-2)
+            .collect::<Vec<f32>>(),
+    )
+    .unwrap();
     let state0 = tx.init(&p).unwrap();
     let mut grp = c.benchmark_group("b8_adam_update_10M_f32");
     grp.sample_size(10);
@@ -49,7 +65,11 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     assert!(captured.is_empty());
     let exe = Executable::compile(&prog).unwrap();
-    eprintln!("jitted Adam step: {} kernel steps, {} fused regions", exe.step_count(), exe.fused_count());
+    eprintln!(
+        "jitted Adam step: {} kernel steps, {} fused regions",
+        exe.step_count(),
+        exe.fused_count()
+    );
     grp.bench_function("jit", |b| {
         let mut args: Vec<Array> = vec![p.clone(), g.clone()];
         args.extend(tree::leaves(&state0));

@@ -54,7 +54,13 @@ pub fn adam_with(lr: impl Into<LearningRate>, cfg: AdamConfig) -> Transform {
 
 /// NAdam: Adam with Nesterov momentum.
 pub fn nadam(lr: impl Into<LearningRate>) -> Transform {
-    adam_with(lr, AdamConfig { nesterov: true, ..AdamConfig::default() })
+    adam_with(
+        lr,
+        AdamConfig {
+            nesterov: true,
+            ..AdamConfig::default()
+        },
+    )
 }
 
 /// AdamW with Optax's defaults and the given decoupled `weight_decay` (applied to the leaves
@@ -64,8 +70,17 @@ pub fn adamw(lr: impl Into<LearningRate>, weight_decay: f64, mask: Option<Mask>)
 }
 
 /// AdamW with explicit hyperparameters.
-pub fn adamw_with(lr: impl Into<LearningRate>, cfg: AdamConfig, weight_decay: f64, mask: Option<Mask>) -> Transform {
-    chain([scale_by_adam(cfg), add_decayed_weights(weight_decay, mask), scale_by_learning_rate(lr)])
+pub fn adamw_with(
+    lr: impl Into<LearningRate>,
+    cfg: AdamConfig,
+    weight_decay: f64,
+    mask: Option<Mask>,
+) -> Transform {
+    chain([
+        scale_by_adam(cfg),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// AdaMax (`b1 = 0.9, b2 = 0.999, eps = 1e-8`).
@@ -74,39 +89,87 @@ pub fn adamax(lr: impl Into<LearningRate>, b1: f64, b2: f64, eps: f64) -> Transf
 }
 
 /// AMSGrad (`b1 = 0.9, b2 = 0.999, eps = 1e-8, eps_root = 0`).
-pub fn amsgrad(lr: impl Into<LearningRate>, b1: f64, b2: f64, eps: f64, eps_root: f64) -> Transform {
-    chain([scale_by_amsgrad(b1, b2, eps, eps_root), scale_by_learning_rate(lr)])
+pub fn amsgrad(
+    lr: impl Into<LearningRate>,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    eps_root: f64,
+) -> Transform {
+    chain([
+        scale_by_amsgrad(b1, b2, eps, eps_root),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// RAdam (`b1 = 0.9, b2 = 0.999, eps = 1e-8, eps_root = 0, threshold = 5`).
-pub fn radam(lr: impl Into<LearningRate>, b1: f64, b2: f64, eps: f64, eps_root: f64, threshold: f64) -> Transform {
-    chain([scale_by_radam(b1, b2, eps, eps_root, threshold), scale_by_learning_rate(lr)])
+pub fn radam(
+    lr: impl Into<LearningRate>,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    eps_root: f64,
+    threshold: f64,
+) -> Transform {
+    chain([
+        scale_by_radam(b1, b2, eps, eps_root, threshold),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// AdaBelief (`b1 = 0.9, b2 = 0.999, eps = 1e-16, eps_root = 1e-16`).
-pub fn adabelief(lr: impl Into<LearningRate>, b1: f64, b2: f64, eps: f64, eps_root: f64) -> Transform {
-    chain([scale_by_belief(b1, b2, eps, eps_root), scale_by_learning_rate(lr)])
+pub fn adabelief(
+    lr: impl Into<LearningRate>,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    eps_root: f64,
+) -> Transform {
+    chain([
+        scale_by_belief(b1, b2, eps, eps_root),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// Yogi (`b1 = 0.9, b2 = 0.999, eps = 1e-3`, accumulators start at 1e-6).
 pub fn yogi(lr: impl Into<LearningRate>, b1: f64, b2: f64, eps: f64) -> Transform {
-    chain([scale_by_yogi(b1, b2, eps, 0.0, 1e-6), scale_by_learning_rate(lr)])
+    chain([
+        scale_by_yogi(b1, b2, eps, 0.0, 1e-6),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// AdaGrad (`initial_accumulator_value = 0.1, eps = 1e-7`).
 pub fn adagrad(lr: impl Into<LearningRate>, initial_accumulator_value: f64, eps: f64) -> Transform {
-    chain([scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(lr)])
+    chain([
+        scale_by_rss(initial_accumulator_value, eps),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// AdaDelta (`rho = 0.9, eps = 1e-6`), with optional weight decay.
 pub fn adadelta(lr: impl Into<LearningRate>, rho: f64, eps: f64, weight_decay: f64) -> Transform {
-    chain([add_decayed_weights(weight_decay, None), scale_by_adadelta(rho, eps), scale_by_learning_rate(lr)])
+    chain([
+        add_decayed_weights(weight_decay, None),
+        scale_by_adadelta(rho, eps),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// RMSProp (`decay = 0.9, eps = 1e-8`); `centered` uses the running variance;
 /// `momentum` adds (Nesterov) momentum after the learning rate, as Optax.
-pub fn rmsprop(lr: impl Into<LearningRate>, cfg: RmsConfig, centered: bool, momentum: Option<f64>, nesterov: bool) -> Transform {
-    let scaler = if centered { scale_by_stddev(cfg) } else { scale_by_rms(cfg) };
+pub fn rmsprop(
+    lr: impl Into<LearningRate>,
+    cfg: RmsConfig,
+    centered: bool,
+    momentum: Option<f64>,
+    nesterov: bool,
+) -> Transform {
+    let scaler = if centered {
+        scale_by_stddev(cfg)
+    } else {
+        scale_by_rms(cfg)
+    };
     let m = match momentum {
         Some(d) => trace(d, nesterov),
         None => identity(),
@@ -115,7 +178,12 @@ pub fn rmsprop(lr: impl Into<LearningRate>, cfg: RmsConfig, centered: bool, mome
 }
 
 /// LAMB (`b1 = 0.9, b2 = 0.999, eps = 1e-6, eps_root = 0, weight_decay = 0`).
-pub fn lamb(lr: impl Into<LearningRate>, cfg: AdamConfig, weight_decay: f64, mask: Option<Mask>) -> Transform {
+pub fn lamb(
+    lr: impl Into<LearningRate>,
+    cfg: AdamConfig,
+    weight_decay: f64,
+    mask: Option<Mask>,
+) -> Transform {
     chain([
         scale_by_adam(cfg),
         add_decayed_weights(weight_decay, mask),
@@ -126,7 +194,10 @@ pub fn lamb(lr: impl Into<LearningRate>, cfg: AdamConfig, weight_decay: f64, mas
 
 /// The LAMB defaults of Optax (`eps = 1e-6`).
 pub fn lamb_config() -> AdamConfig {
-    AdamConfig { eps: 1e-6, ..AdamConfig::default() }
+    AdamConfig {
+        eps: 1e-6,
+        ..AdamConfig::default()
+    }
 }
 
 /// LARS (`trust_coefficient = 0.001, eps = 0, momentum = 0.9`); weight decay and the trust
@@ -143,15 +214,28 @@ pub fn lars(
 ) -> Transform {
     chain([
         add_decayed_weights(weight_decay, weight_decay_mask),
-        masked(scale_by_trust_ratio(0.0, trust_coefficient, eps), trust_ratio_mask.unwrap_or_else(Mask::all)),
+        masked(
+            scale_by_trust_ratio(0.0, trust_coefficient, eps),
+            trust_ratio_mask.unwrap_or_else(Mask::all),
+        ),
         scale_by_learning_rate(lr),
         trace(momentum, nesterov),
     ])
 }
 
 /// Lion (`b1 = 0.9, b2 = 0.99, weight_decay = 1e-3`).
-pub fn lion(lr: impl Into<LearningRate>, b1: f64, b2: f64, weight_decay: f64, mask: Option<Mask>) -> Transform {
-    chain([scale_by_lion(b1, b2), add_decayed_weights(weight_decay, mask), scale_by_learning_rate(lr)])
+pub fn lion(
+    lr: impl Into<LearningRate>,
+    b1: f64,
+    b2: f64,
+    weight_decay: f64,
+    mask: Option<Mask>,
+) -> Transform {
+    chain([
+        scale_by_lion(b1, b2),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// Hyperparameters of [`adafactor`] (Optax's defaults).
@@ -198,7 +282,13 @@ impl Default for AdafactorConfig {
 
 /// Adafactor: factored second moments, update clipping, relative step sizes.
 pub fn adafactor(lr: Option<LearningRate>, cfg: AdafactorConfig) -> Transform {
-    let mut tx = vec![scale_by_factored_rms(cfg.factored, cfg.decay_rate, cfg.decay_offset, cfg.min_dim_size_to_factor, cfg.eps)];
+    let mut tx = vec![scale_by_factored_rms(
+        cfg.factored,
+        cfg.decay_rate,
+        cfg.decay_offset,
+        cfg.min_dim_size_to_factor,
+        cfg.eps,
+    )];
     if let Some(t) = cfg.clipping_threshold {
         tx.push(clip_by_block_rms(t));
     }
@@ -219,8 +309,18 @@ pub fn adafactor(lr: Option<LearningRate>, cfg: AdafactorConfig) -> Transform {
 }
 
 /// NovoGrad (`b1 = 0.9, b2 = 0.25, eps = 1e-6, eps_root = 0, weight_decay = 0`).
-pub fn novograd(lr: impl Into<LearningRate>, b1: f64, b2: f64, eps: f64, eps_root: f64, weight_decay: f64) -> Transform {
-    chain([scale_by_novograd(b1, b2, eps, eps_root, weight_decay), scale_by_learning_rate(lr)])
+pub fn novograd(
+    lr: impl Into<LearningRate>,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    eps_root: f64,
+    weight_decay: f64,
+) -> Transform {
+    chain([
+        scale_by_novograd(b1, b2, eps, eps_root, weight_decay),
+        scale_by_learning_rate(lr),
+    ])
 }
 
 /// SM3 (`momentum = 0.9`).
@@ -231,5 +331,9 @@ pub fn sm3(lr: f64, momentum: f64) -> Transform {
 /// Fromage (`min_norm = 1e-6`): trust-ratio steps with a norm-preserving shrink.
 pub fn fromage(lr: f64, min_norm: f64) -> Transform {
     let mult = 1.0 / (1.0 + lr * lr).sqrt();
-    chain([scale_by_trust_ratio(min_norm, 1.0, 0.0), scale_by_learning_rate(lr * mult), add_decayed_weights(mult - 1.0, None)])
+    chain([
+        scale_by_trust_ratio(min_norm, 1.0, 0.0),
+        scale_by_learning_rate(lr * mult),
+        add_decayed_weights(mult - 1.0, None),
+    ])
 }

@@ -30,7 +30,10 @@ impl<'a> UpdateCtx<'a> {
     /// The parameters, or an error naming `op` (which needs them) if none were passed.
     pub fn params(&self, op: &'static str) -> Result<&'a [Array]> {
         self.params.ok_or_else(|| {
-            Error::invalid(op, "needs the current parameters: pass `Some(&params)` to update")
+            Error::invalid(
+                op,
+                "needs the current parameters: pass `Some(&params)` to update",
+            )
         })
     }
 }

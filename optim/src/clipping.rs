@@ -11,7 +11,9 @@ use ferrax_core::{Array, Error, Result};
 
 /// Clips every update element to `[-max_delta, max_delta]`.
 pub fn clip(max_delta: f64) -> Transform {
-    stateless_map("clip", move |u| num::minc(&num::maxc(u, -max_delta)?, max_delta))
+    stateless_map("clip", move |u| {
+        num::minc(&num::maxc(u, -max_delta)?, max_delta)
+    })
 }
 
 /// Rescales all updates together so their global L2 norm is at most `max_norm`.
@@ -69,7 +71,10 @@ fn unitwise_norm(x: &Array) -> Result<Array> {
             r => {
                 return Err(Error::unsupported(
                     "adaptive_grad_clip",
-                    format!("no unit-wise norm for a rank-{r} leaf of shape {:?}", x.shape()),
+                    format!(
+                        "no unit-wise norm for a rank-{r} leaf of shape {:?}",
+                        x.shape()
+                    ),
                 ))
             }
         }

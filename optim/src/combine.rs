@@ -29,7 +29,14 @@ pub fn chain(pieces: impl IntoIterator<Item = Transform>) -> Transform {
     let init_pieces = pieces.clone();
     Transform::from_fns(
         OP,
-        move |p, paths| Ok(OptState::Seq(init_pieces.iter().map(|t| t.init_leaves(p, paths)).collect::<Result<_>>()?)),
+        move |p, paths| {
+            Ok(OptState::Seq(
+                init_pieces
+                    .iter()
+                    .map(|t| t.init_leaves(p, paths))
+                    .collect::<Result<_>>()?,
+            ))
+        },
         move |mut u, st, ctx| {
             let states = st.seq(OP, pieces.len())?;
             let mut new_states = Vec::with_capacity(pieces.len());
@@ -59,7 +66,11 @@ fn run_on_subset(
     let sub_u = subset(u, idx);
     let paths = subset(ctx.paths, idx);
     let params = ctx.params.map(|p| subset(p, idx));
-    let sub_ctx = UpdateCtx { paths: &paths, params: params.as_deref(), value: ctx.value };
+    let sub_ctx = UpdateCtx {
+        paths: &paths,
+        params: params.as_deref(),
+        value: ctx.value,
+    };
     let out = inner.update_leaves(sub_u, st, &sub_ctx)?;
     for (k, &i) in idx.iter().enumerate() {
         u[i] = out[k].clone();
@@ -77,10 +88,15 @@ pub fn masked(inner: Transform, mask: impl Into<Mask>) -> Transform {
         OP,
         move |p, paths| {
             let idx: Vec<usize> = (0..p.len()).filter(|&i| mi.contains(&paths[i])).collect();
-            Ok(OptState::node(vec![("inner", ti.init_leaves(&subset(p, &idx), &subset(paths, &idx))?)]))
+            Ok(OptState::node(vec![(
+                "inner",
+                ti.init_leaves(&subset(p, &idx), &subset(paths, &idx))?,
+            )]))
         },
         move |mut u, st, ctx| {
-            let idx: Vec<usize> = (0..u.len()).filter(|&i| mask.contains(&ctx.paths[i])).collect();
+            let idx: Vec<usize> = (0..u.len())
+                .filter(|&i| mask.contains(&ctx.paths[i]))
+                .collect();
             let mut s = st.field(OP, "inner")?.clone();
             run_on_subset(&inner, &idx, &mut u, &mut s, ctx)?;
             *st = OptState::node(vec![("inner", s)]);
@@ -113,7 +129,13 @@ pub fn multi_transform(
         for (i, p) in paths.iter().enumerate() {
             let l = label(p);
             let k = names.iter().position(|n| *n == l).ok_or_else(|| {
-                Error::invalid(OP, format!("leaf {} has label `{l}`, which names no transformation", p.describe()))
+                Error::invalid(
+                    OP,
+                    format!(
+                        "leaf {} has label `{l}`, which names no transformation",
+                        p.describe()
+                    ),
+                )
             })?;
             g[k].push(i);
         }
@@ -150,12 +172,18 @@ pub fn multi_transform(
 /// Leafwise `select(pred, a, b)` over two states of the same structure.
 fn select_state(pred: &Array, a: &OptState, b: &OptState) -> Result<OptState> {
     let (la, lb) = (tree::leaves(a), tree::leaves(b));
-    let out = la.iter().zip(&lb).map(|(x, y)| num::select(pred, x, y)).collect::<Result<Vec<_>>>()?;
+    let out = la
+        .iter()
+        .zip(&lb)
+        .map(|(x, y)| num::select(pred, x, y))
+        .collect::<Result<Vec<_>>>()?;
     tree::unflatten(a, out)
 }
 
 fn zeros_of(u: &[Array]) -> Vec<Array> {
-    u.iter().map(|g| Array::zeros(g.shape(), g.dtype())).collect()
+    u.iter()
+        .map(|g| Array::zeros(g.shape(), g.dtype()))
+        .collect()
 }
 
 /// Gradient accumulation: averages `every_k_schedule` micro-batch gradients in one running
@@ -189,11 +217,23 @@ pub fn multi_steps(inner: Transform, every_k: u32) -> Transform {
             let emit = num::cmpc(CompareOp::Ge, &n1, every_k as f64)?;
             let mut inner_new = inner_old.clone();
             let upd = inner.update_leaves(acc_new.clone(), &mut inner_new, ctx)?;
-            let out = upd.iter().map(|x| num::select(&emit, x, &konst(x.dtype(), 0.0))).collect::<Result<Vec<_>>>()?;
-            let acc_next = acc_new.iter().map(|x| num::select(&emit, &konst(x.dtype(), 0.0), x)).collect::<Result<Vec<_>>>()?;
+            let out = upd
+                .iter()
+                .map(|x| num::select(&emit, x, &konst(x.dtype(), 0.0)))
+                .collect::<Result<Vec<_>>>()?;
+            let acc_next = acc_new
+                .iter()
+                .map(|x| num::select(&emit, &konst(x.dtype(), 0.0), x))
+                .collect::<Result<Vec<_>>>()?;
             *st = OptState::node(vec![
-                ("mini_step", OptState::Leaf(num::select(&emit, &num::zero_count(), &n1)?)),
-                ("gradient_step", OptState::Leaf(num::select(&emit, &num::safe_increment(&gstep)?, &gstep)?)),
+                (
+                    "mini_step",
+                    OptState::Leaf(num::select(&emit, &num::zero_count(), &n1)?),
+                ),
+                (
+                    "gradient_step",
+                    OptState::Leaf(num::select(&emit, &num::safe_increment(&gstep)?, &gstep)?),
+                ),
                 ("inner", select_state(&emit, &inner_new, &inner_old)?),
                 ("acc_grads", OptState::Leaves(acc_next)),
             ]);
@@ -226,10 +266,16 @@ pub fn apply_if_finite(inner: Transform, max_consecutive_errors: i32) -> Transfo
                 finite = num::and(&finite, &num::all_finite(g)?)?;
             }
             let nf_new = num::select(&finite, &num::zero_count(), &num::safe_increment(&nf)?)?;
-            let ok = num::or(&finite, &num::cmpc(CompareOp::Gt, &nf_new, max_consecutive_errors as f64)?)?;
+            let ok = num::or(
+                &finite,
+                &num::cmpc(CompareOp::Gt, &nf_new, max_consecutive_errors as f64)?,
+            )?;
             let mut inner_new = inner_old.clone();
             let upd = inner.update_leaves(u, &mut inner_new, ctx)?;
-            let out = upd.iter().map(|x| num::select(&ok, x, &konst(x.dtype(), 0.0))).collect::<Result<Vec<_>>>()?;
+            let out = upd
+                .iter()
+                .map(|x| num::select(&ok, x, &konst(x.dtype(), 0.0)))
+                .collect::<Result<Vec<_>>>()?;
             let bad = num::rsubc(1.0, &cast(&finite, DType::I32)?)?;
             *st = OptState::node(vec![
                 ("notfinite_count", OptState::Leaf(nf_new)),
@@ -253,7 +299,9 @@ impl HyperValues {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, a)| a.clone())
-            .ok_or_else(|| Error::invalid("inject_hyperparams", format!("no hyperparameter `{name}`")))
+            .ok_or_else(|| {
+                Error::invalid("inject_hyperparams", format!("no hyperparameter `{name}`"))
+            })
     }
 }
 
@@ -290,7 +338,10 @@ pub fn inject_hyperparams(
             DType::F32
         }
     };
-    let values = move |hps: &[(&'static str, LearningRate)], count: &Array, current: Option<&OptState>, dt: DType| {
+    let values = move |hps: &[(&'static str, LearningRate)],
+                       count: &Array,
+                       current: Option<&OptState>,
+                       dt: DType| {
         hps.iter()
             .map(|(n, h)| {
                 let v = match h {
@@ -319,7 +370,14 @@ pub fn inject_hyperparams(
             let inner = fi(&HyperValues(vals.clone()))?;
             Ok(OptState::node(vec![
                 ("count", OptState::Leaf(count)),
-                ("hyperparams", OptState::Node(vals.into_iter().map(|(n, a)| (n, OptState::Leaf(a))).collect())),
+                (
+                    "hyperparams",
+                    OptState::Node(
+                        vals.into_iter()
+                            .map(|(n, a)| (n, OptState::Leaf(a)))
+                            .collect(),
+                    ),
+                ),
                 ("inner", inner.init_leaves(p, paths)?),
             ]))
         },
@@ -337,7 +395,14 @@ pub fn inject_hyperparams(
             let out = inner.update_leaves(u, &mut inner_state, ctx)?;
             *st = OptState::node(vec![
                 ("count", OptState::Leaf(num::safe_increment(&count)?)),
-                ("hyperparams", OptState::Node(vals.into_iter().map(|(n, a)| (n, OptState::Leaf(a))).collect())),
+                (
+                    "hyperparams",
+                    OptState::Node(
+                        vals.into_iter()
+                            .map(|(n, a)| (n, OptState::Leaf(a)))
+                            .collect(),
+                    ),
+                ),
                 ("inner", inner_state),
             ]);
             Ok(out)
@@ -368,12 +433,19 @@ pub fn lookahead(fast: Transform, sync_period: u32, slow_step_size: f64) -> Tran
             let mut fs = st.field(OP, "fast")?.clone();
             let fu = fast.update_leaves(u, &mut fs, ctx)?;
             let c = num::safe_increment(&count)?;
-            let rem = binary_bcast(BinaryOp::Rem, &c, &konst(DType::I32, sync_period.max(1) as f64))?;
+            let rem = binary_bcast(
+                BinaryOp::Rem,
+                &c,
+                &konst(DType::I32, sync_period.max(1) as f64),
+            )?;
             let sync = num::cmpc(CompareOp::Eq, &rem, 0.0)?;
             let (mut out, mut new_slow) = (Vec::new(), Vec::new());
             for i in 0..fu.len() {
                 let fast_p = num::add(&params[i], &fu[i])?;
-                let moved = num::add(&slow[i], &num::mulc(&num::sub(&fast_p, &slow[i])?, slow_step_size)?)?;
+                let moved = num::add(
+                    &slow[i],
+                    &num::mulc(&num::sub(&fast_p, &slow[i])?, slow_step_size)?,
+                )?;
                 out.push(num::select(&sync, &num::sub(&moved, &params[i])?, &fu[i])?);
                 new_slow.push(num::select(&sync, &moved, &slow[i])?);
             }
@@ -408,7 +480,15 @@ pub struct PlateauConfig {
 
 impl Default for PlateauConfig {
     fn default() -> Self {
-        PlateauConfig { factor: 0.1, patience: 10, rtol: 1e-4, atol: 0.0, cooldown: 0, accumulation_size: 1, min_scale: 0.0 }
+        PlateauConfig {
+            factor: 0.1,
+            patience: 10,
+            rtol: 1e-4,
+            atol: 0.0,
+            cooldown: 0,
+            accumulation_size: 1,
+            min_scale: 0.0,
+        }
     }
 }
 
@@ -420,7 +500,10 @@ pub fn reduce_on_plateau(cfg: PlateauConfig) -> Transform {
         OP,
         |_, _| {
             Ok(OptState::node(vec![
-                ("best_value", OptState::Leaf(konst(DType::F32, f64::INFINITY))),
+                (
+                    "best_value",
+                    OptState::Leaf(konst(DType::F32, f64::INFINITY)),
+                ),
                 ("plateau_count", OptState::Leaf(num::zero_count())),
                 ("scale", OptState::Leaf(konst(DType::F32, 1.0))),
                 ("cooldown_count", OptState::Leaf(num::zero_count())),
@@ -433,8 +516,14 @@ pub fn reduce_on_plateau(cfg: PlateauConfig) -> Transform {
                 Error::invalid(OP, "needs the loss value: call `update_with_value`")
             })?;
             let g = |n| st.array(OP, n);
-            let (best, plateau, scale, cool, count, avg) =
-                (g("best_value")?, g("plateau_count")?, g("scale")?, g("cooldown_count")?, g("count")?, g("avg_value")?);
+            let (best, plateau, scale, cool, count, avg) = (
+                g("best_value")?,
+                g("plateau_count")?,
+                g("scale")?,
+                g("cooldown_count")?,
+                g("count")?,
+                g("avg_value")?,
+            );
             let i32c = |x: f64| konst(DType::I32, x);
             let value = cast(value, DType::F32)?;
             let new_count = num::safe_increment(&count)?;
@@ -444,12 +533,19 @@ pub fn reduce_on_plateau(cfg: PlateauConfig) -> Transform {
             )?;
             let do_scale = num::cmpc(CompareOp::Eq, &new_count, cfg.accumulation_size as f64)?;
             // The evaluation step (Optax's `_update_scale`), selected by `do_scale`.
-            let improved = num::cmp(CompareOp::Lt, &new_avg, &num::subc(&num::mulc(&best, 1.0 - cfg.rtol)?, cfg.atol)?)?;
+            let improved = num::cmp(
+                CompareOp::Lt,
+                &new_avg,
+                &num::subc(&num::mulc(&best, 1.0 - cfg.rtol)?, cfg.atol)?,
+            )?;
             let e_best = num::select(&improved, &new_avg, &best)?;
             let curr = num::select(&improved, &i32c(0.0), &num::safe_increment(&plateau)?)?;
             let hit = num::cmpc(CompareOp::Eq, &curr, cfg.patience as f64)?;
             let nc_plateau = num::select(&hit, &i32c(0.0), &curr)?;
-            let nc_scale = num::maxc(&num::select(&hit, &num::mulc(&scale, cfg.factor)?, &scale)?, cfg.min_scale)?;
+            let nc_scale = num::maxc(
+                &num::select(&hit, &num::mulc(&scale, cfg.factor)?, &scale)?,
+                cfg.min_scale,
+            )?;
             let nc_cool = num::select(&hit, &i32c(cfg.cooldown as f64), &i32c(0.0))?;
             let ready = num::cmpc(CompareOp::Eq, &cool, 0.0)?;
             let e_plateau = num::select(&ready, &nc_plateau, &i32c(0.0))?;
@@ -457,14 +553,20 @@ pub fn reduce_on_plateau(cfg: PlateauConfig) -> Transform {
             let e_cool = num::select(&ready, &nc_cool, &num::subc(&cool, 1.0)?)?;
             let pick = |a: &Array, b: &Array| num::select(&do_scale, a, b);
             let scale_new = pick(&e_scale, &scale)?;
-            let out = u.iter().map(|x| num::mul(x, &cast(&scale_new, x.dtype())?)).collect::<Result<Vec<_>>>()?;
+            let out = u
+                .iter()
+                .map(|x| num::mul(x, &cast(&scale_new, x.dtype())?))
+                .collect::<Result<Vec<_>>>()?;
             *st = OptState::node(vec![
                 ("best_value", OptState::Leaf(pick(&e_best, &best)?)),
                 ("plateau_count", OptState::Leaf(pick(&e_plateau, &plateau)?)),
                 ("scale", OptState::Leaf(scale_new)),
                 ("cooldown_count", OptState::Leaf(pick(&e_cool, &cool)?)),
                 ("count", OptState::Leaf(pick(&i32c(0.0), &new_count)?)),
-                ("avg_value", OptState::Leaf(pick(&konst(DType::F32, 0.0), &new_avg)?)),
+                (
+                    "avg_value",
+                    OptState::Leaf(pick(&konst(DType::F32, 0.0), &new_avg)?),
+                ),
             ]);
             Ok(out)
         },

@@ -46,7 +46,9 @@ mod transform;
 pub mod tree_utils;
 
 pub use alias::*;
-pub use base::{apply_updates, identity, set_to_zero, GradientTransformation, Mask, Transform, UpdateCtx};
+pub use base::{
+    apply_updates, identity, set_to_zero, GradientTransformation, Mask, Transform, UpdateCtx,
+};
 pub use clipping::{adaptive_grad_clip, clip, clip_by_block_rms, clip_by_global_norm, zero_nans};
 pub use combine::{
     apply_if_finite, chain, inject_hyperparams, lookahead, masked, multi_steps, multi_transform,

@@ -25,7 +25,9 @@ use ferrax_core::prim::unary;
 use ferrax_core::{Array, Error, Result};
 
 fn last_axis(op: &'static str, x: &Array) -> Result<usize> {
-    x.rank().checked_sub(1).ok_or_else(|| Error::shape(op, "needs at least one axis (the classes)"))
+    x.rank()
+        .checked_sub(1)
+        .ok_or_else(|| Error::shape(op, "needs at least one axis (the classes)"))
 }
 
 fn errors(pred: &Array, target: Option<&Array>) -> Result<Array> {
@@ -50,7 +52,10 @@ pub fn huber_loss(pred: &Array, target: Option<&Array>, delta: f64) -> Result<Ar
     let a = num::abs(&errors(pred, target)?)?;
     let q = num::minc(&a, delta)?;
     let lin = num::sub(&a, &q)?;
-    num::add(&num::mulc(&num::square(&q)?, 0.5)?, &num::mulc(&lin, delta)?)
+    num::add(
+        &num::mulc(&num::square(&q)?, 0.5)?,
+        &num::mulc(&lin, delta)?,
+    )
 }
 
 /// `log(cosh(pred - target))`, computed as `|e| + log1p(exp(-2|e|)) - log 2` (no overflow).
@@ -75,14 +80,21 @@ pub fn softmax_cross_entropy_with_integer_labels(logits: &Array, labels: &Array)
     if labels.shape() != &logits.shape()[..ax] {
         return Err(Error::shape(
             OP,
-            format!("labels of shape {:?} do not match logits of shape {:?}", labels.shape(), logits.shape()),
+            format!(
+                "labels of shape {:?} do not match logits of shape {:?}",
+                labels.shape(),
+                logits.shape()
+            ),
         ));
     }
     let classes = iota(labels.dtype(), logits.shape(), ax)?;
     let dims: Vec<usize> = (0..ax).collect();
     let lab = ferrax_core::prim::broadcast_in_dim::broadcast_in_dim(labels, logits.shape(), &dims)?;
     let onehot = num::cmp(CompareOp::Eq, &classes, &lab)?;
-    let picked = reduce_sum(&num::select(&onehot, logits, &konst(logits.dtype(), 0.0))?, &[ax])?;
+    let picked = reduce_sum(
+        &num::select(&onehot, logits, &konst(logits.dtype(), 0.0))?,
+        &[ax],
+    )?;
     num::sub(&logsumexp(logits, &[ax])?, &picked)
 }
 
@@ -116,7 +128,10 @@ pub fn cosine_similarity(predictions: &Array, targets: &Array, epsilon: f64) -> 
         let n = reduce_sum(&num::square(x)?, &[ax])?;
         let n = num::rsqrt(&num::maxc(&n, epsilon * epsilon)?)?;
         let dims: Vec<usize> = (0..ax).collect();
-        num::mul(x, &ferrax_core::prim::broadcast_in_dim::broadcast_in_dim(&n, x.shape(), &dims)?)
+        num::mul(
+            x,
+            &ferrax_core::prim::broadcast_in_dim::broadcast_in_dim(&n, x.shape(), &dims)?,
+        )
     };
     reduce_sum(&num::mul(&unit(predictions)?, &unit(targets)?)?, &[ax])
 }

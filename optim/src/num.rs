@@ -185,7 +185,10 @@ pub(crate) fn check_float(op: &'static str, xs: &[Array]) -> Result<()> {
         if !x.dtype().is_float() {
             return Err(Error::dtype(
                 op,
-                format!("leaf {i} has dtype {}; updates must be floating point", x.dtype()),
+                format!(
+                    "leaf {i} has dtype {}; updates must be floating point",
+                    x.dtype()
+                ),
             ));
         }
     }

@@ -34,13 +34,22 @@ pub struct Optimizer<T> {
 
 impl<T> Clone for Optimizer<T> {
     fn clone(&self) -> Self {
-        Optimizer { tx: self.tx.clone(), state: self.state.clone(), step: self.step.clone(), _p: PhantomData }
+        Optimizer {
+            tx: self.tx.clone(),
+            state: self.state.clone(),
+            step: self.step.clone(),
+            _p: PhantomData,
+        }
     }
 }
 
 impl<T> fmt::Debug for Optimizer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Optimizer").field("tx", &self.tx).field("step", &self.step).field("state", &self.state).finish()
+        f.debug_struct("Optimizer")
+            .field("tx", &self.tx)
+            .field("step", &self.step)
+            .field("state", &self.state)
+            .finish()
     }
 }
 
@@ -48,7 +57,12 @@ impl<T: Tree> Optimizer<T> {
     /// Initializes the state of `tx` for `model`'s parameters.
     pub fn new(model: &T, tx: Transform) -> Result<Self> {
         let state = tx.init(model)?;
-        Ok(Optimizer { tx, state, step: num::zero_count(), _p: PhantomData })
+        Ok(Optimizer {
+            tx,
+            state,
+            step: num::zero_count(),
+            _p: PhantomData,
+        })
     }
     /// One optimizer step: transforms `grads` and adds the updates to `model`. On error the
     /// model and the state are unchanged.
@@ -56,9 +70,16 @@ impl<T: Tree> Optimizer<T> {
         self.update_with_value(model, grads, None)
     }
     /// [`Optimizer::update`] passing the loss value too (for `reduce_on_plateau`).
-    pub fn update_with_value(&mut self, model: &mut T, grads: &T, value: Option<&Array>) -> Result<()> {
+    pub fn update_with_value(
+        &mut self,
+        model: &mut T,
+        grads: &T,
+        value: Option<&Array>,
+    ) -> Result<()> {
         let mut state = self.state.clone();
-        let updates = self.tx.update_with_value(grads, &mut state, Some(model), value)?;
+        let updates = self
+            .tx
+            .update_with_value(grads, &mut state, Some(model), value)?;
         let new_model = apply_updates(model, &updates)?;
         let step = num::safe_increment(&self.step)?;
         *model = new_model;
@@ -97,9 +118,18 @@ impl<T> Tree for Optimizer<T> {
         path.with(PathElem::Field("step"), |p| f(p, &self.step));
         path.with(PathElem::Field("opt_state"), |p| self.state.visit(p, f));
     }
-    fn rebuild(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &Array) -> Result<Array>) -> Result<Self> {
+    fn rebuild(
+        &self,
+        path: &mut Path,
+        f: &mut dyn FnMut(&Path, &Array) -> Result<Array>,
+    ) -> Result<Self> {
         let step = path.with(PathElem::Field("step"), |p| f(p, &self.step))?;
         let state = path.with(PathElem::Field("opt_state"), |p| self.state.rebuild(p, f))?;
-        Ok(Optimizer { tx: self.tx.clone(), state, step, _p: PhantomData })
+        Ok(Optimizer {
+            tx: self.tx.clone(),
+            state,
+            step,
+            _p: PhantomData,
+        })
     }
 }

@@ -158,7 +158,10 @@ impl Schedule {
         if count.rank() != 0 {
             return Err(Error::shape(
                 "schedule",
-                format!("the step count must be rank 0, got shape {:?}", count.shape()),
+                format!(
+                    "the step count must be rank 0, got shape {:?}",
+                    count.shape()
+                ),
             ));
         }
         let want = num::compute_dtype(dtype);
@@ -180,31 +183,64 @@ impl Schedule {
     fn eval_val(&self, count: &Array, want: DType) -> Result<Val> {
         let i32c = |c: i64| konst(DType::I32, c as f64);
         match self {
-            Schedule::Constant(v) => Ok(Val { a: konst(want, *v), weak: true }),
-            Schedule::Polynomial { init, end, power, transition_steps, transition_begin } => {
+            Schedule::Constant(v) => Ok(Val {
+                a: konst(want, *v),
+                weak: true,
+            }),
+            Schedule::Polynomial {
+                init,
+                end,
+                power,
+                transition_steps,
+                transition_begin,
+            } => {
                 if *transition_steps <= 0 {
-                    return Ok(Val { a: konst(want, *init), weak: true });
+                    return Ok(Val {
+                        a: konst(want, *init),
+                        weak: true,
+                    });
                 }
                 let begin = (*transition_begin).max(0);
                 // Integer clip, then an int32 / int division: f32 in JAX, even under x64.
                 let c = num::sub(count, &i32c(begin))?;
                 let c = num::min(&num::max(&c, &i32c(0))?, &i32c(*transition_steps))?;
-                let frac = num::rsubc(1.0, &num::divc(&cast(&c, DType::F32)?, *transition_steps as f64)?)?;
+                let frac = num::rsubc(
+                    1.0,
+                    &num::divc(&cast(&c, DType::F32)?, *transition_steps as f64)?,
+                )?;
                 let p = powf(&frac, *power)?;
                 let v = num::addc(&num::mulc(&p, init - end)?, *end)?;
                 Ok(Val { a: v, weak: false })
             }
-            Schedule::CosineDecay { init, decay_steps, alpha, exponent } => {
+            Schedule::CosineDecay {
+                init,
+                decay_steps,
+                alpha,
+                exponent,
+            } => {
                 let t = num::minc(&cast(count, want)?, *decay_steps as f64)?;
                 let x = num::divc(&num::mulc(&t, std::f64::consts::PI)?, *decay_steps as f64)?;
                 let cd = num::mulc(&num::addc(&unary::cos(&x)?, 1.0)?, 0.5)?;
                 let cd = powf(&cd, *exponent)?;
                 let d = num::addc(&num::mulc(&cd, 1.0 - alpha)?, *alpha)?;
-                Ok(Val { a: num::mulc(&d, *init)?, weak: true })
+                Ok(Val {
+                    a: num::mulc(&d, *init)?,
+                    weak: true,
+                })
             }
-            Schedule::ExponentialDecay { init, transition_steps, decay_rate, transition_begin, staircase, end } => {
+            Schedule::ExponentialDecay {
+                init,
+                transition_steps,
+                decay_rate,
+                transition_begin,
+                staircase,
+                end,
+            } => {
                 if *transition_steps <= 0 || *decay_rate == 0.0 {
-                    return Ok(Val { a: konst(want, *init), weak: true });
+                    return Ok(Val {
+                        a: konst(want, *init),
+                        weak: true,
+                    });
                 }
                 let begin = (*transition_begin).max(0);
                 let dc = num::sub(count, &i32c(begin))?;
@@ -216,11 +252,18 @@ impl Schedule {
                 let before = num::cmp(CompareOp::Le, &dc, &i32c(0))?;
                 let mut v = num::select(&before, &konst(DType::F32, *init), &decayed)?;
                 if let Some(e) = end {
-                    v = if *decay_rate < 1.0 { num::maxc(&v, *e)? } else { num::minc(&v, *e)? };
+                    v = if *decay_rate < 1.0 {
+                        num::maxc(&v, *e)?
+                    } else {
+                        num::minc(&v, *e)?
+                    };
                 }
                 Ok(Val { a: v, weak: false })
             }
-            Schedule::PiecewiseConstant { init, boundaries_and_scales } => {
+            Schedule::PiecewiseConstant {
+                init,
+                boundaries_and_scales,
+            } => {
                 let mut v = konst(want, *init);
                 for &(b, s) in boundaries_and_scales {
                     // max(0, sign(b - count)): 1 before the boundary, 0 from it on.
@@ -232,7 +275,11 @@ impl Schedule {
                 }
                 Ok(Val { a: v, weak: true })
             }
-            Schedule::PiecewiseInterpolate { kind, init, boundaries_and_scales } => {
+            Schedule::PiecewiseInterpolate {
+                kind,
+                init,
+                boundaries_and_scales,
+            } => {
                 let mut bounds = vec![0i64];
                 bounds.extend(boundaries_and_scales.iter().map(|b| b.0));
                 // Cumulative products of the scales, rounded to `want` at each step as
@@ -265,9 +312,15 @@ impl Schedule {
                 let last_b = *bounds.last().expect("non-empty");
                 let after = cast(&num::cmp(CompareOp::Le, &i32c(last_b), count)?, want)?;
                 let tail = num::mulc(&after, *values.last().expect("non-empty"))?;
-                Ok(Val { a: num::add(&total, &tail)?, weak: false })
+                Ok(Val {
+                    a: num::add(&total, &tail)?,
+                    weak: false,
+                })
             }
-            Schedule::Join { schedules, boundaries } => {
+            Schedule::Join {
+                schedules,
+                boundaries,
+            } => {
                 let mut out = schedules[0].eval_val(count, want)?;
                 for (b, s) in boundaries.iter().zip(&schedules[1..]) {
                     let next = s.eval_val(&num::sub(count, &i32c(*b))?, want)?;
@@ -283,7 +336,10 @@ impl Schedule {
                 }
                 Ok(out)
             }
-            Schedule::Custom(f) => Ok(Val { a: cast(&f(count)?, want)?, weak: false }),
+            Schedule::Custom(f) => Ok(Val {
+                a: cast(&f(count)?, want)?,
+                weak: false,
+            }),
         }
     }
 }
@@ -356,18 +412,34 @@ pub fn linear_schedule(
     transition_steps: i64,
     transition_begin: i64,
 ) -> Schedule {
-    polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
+    polynomial_schedule(
+        init_value,
+        end_value,
+        1.0,
+        transition_steps,
+        transition_begin,
+    )
 }
 
 /// Cosine decay from `init_value` to `alpha * init_value` over `decay_steps` steps.
-pub fn cosine_decay_schedule(init_value: f64, decay_steps: i64, alpha: f64, exponent: f64) -> Result<Schedule> {
+pub fn cosine_decay_schedule(
+    init_value: f64,
+    decay_steps: i64,
+    alpha: f64,
+    exponent: f64,
+) -> Result<Schedule> {
     if decay_steps <= 0 {
         return Err(Error::invalid(
             "cosine_decay_schedule",
             format!("needs positive decay_steps, got {decay_steps}"),
         ));
     }
-    Ok(Schedule::CosineDecay { init: init_value, decay_steps, alpha, exponent })
+    Ok(Schedule::CosineDecay {
+        init: init_value,
+        decay_steps,
+        alpha,
+        exponent,
+    })
 }
 
 /// Exponential decay `init_value * decay_rate^((count - transition_begin) / transition_steps)`
@@ -392,9 +464,15 @@ pub fn exponential_decay(
 }
 
 /// `init_value` scaled by every `scale` whose boundary has been reached.
-pub fn piecewise_constant_schedule(init_value: f64, boundaries_and_scales: &[(i64, f64)]) -> Result<Schedule> {
+pub fn piecewise_constant_schedule(
+    init_value: f64,
+    boundaries_and_scales: &[(i64, f64)],
+) -> Result<Schedule> {
     let bs = sorted_scales("piecewise_constant_schedule", boundaries_and_scales)?;
-    Ok(Schedule::PiecewiseConstant { init: init_value, boundaries_and_scales: bs })
+    Ok(Schedule::PiecewiseConstant {
+        init: init_value,
+        boundaries_and_scales: bs,
+    })
 }
 
 /// Interpolates (linearly or by half cosines) between the cumulative products of the scales.
@@ -404,12 +482,19 @@ pub fn piecewise_interpolate_schedule(
     boundaries_and_scales: &[(i64, f64)],
 ) -> Result<Schedule> {
     let bs = sorted_scales("piecewise_interpolate_schedule", boundaries_and_scales)?;
-    Ok(Schedule::PiecewiseInterpolate { kind, init: init_value, boundaries_and_scales: bs })
+    Ok(Schedule::PiecewiseInterpolate {
+        kind,
+        init: init_value,
+        boundaries_and_scales: bs,
+    })
 }
 
 fn sorted_scales(op: &'static str, bs: &[(i64, f64)]) -> Result<Vec<(i64, f64)>> {
     if let Some((b, s)) = bs.iter().find(|(_, s)| !(*s >= 0.0)) {
-        return Err(Error::invalid(op, format!("scales must be non-negative; boundary {b} has {s}")));
+        return Err(Error::invalid(
+            op,
+            format!("scales must be non-negative; boundary {b} has {s}"),
+        ));
     }
     let mut v = bs.to_vec();
     v.sort_by_key(|x| x.0);
@@ -428,7 +513,10 @@ pub fn join_schedules(schedules: Vec<Schedule>, boundaries: &[i64]) -> Result<Sc
             ),
         ));
     }
-    Ok(Schedule::Join { schedules, boundaries: boundaries.to_vec() })
+    Ok(Schedule::Join {
+        schedules,
+        boundaries: boundaries.to_vec(),
+    })
 }
 
 /// Linear warmup from `init_value` to `peak_value` over `warmup_steps`, then cosine decay
@@ -441,7 +529,11 @@ pub fn warmup_cosine_decay_schedule(
     end_value: f64,
     exponent: f64,
 ) -> Result<Schedule> {
-    let alpha = if peak_value == 0.0 { 0.0 } else { end_value / peak_value };
+    let alpha = if peak_value == 0.0 {
+        0.0
+    } else {
+        end_value / peak_value
+    };
     join_schedules(
         vec![
             linear_schedule(init_value, peak_value, warmup_steps, 0),
@@ -465,7 +557,14 @@ pub fn warmup_exponential_decay_schedule(
     join_schedules(
         vec![
             linear_schedule(init_value, peak_value, warmup_steps, 0),
-            exponential_decay(peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value),
+            exponential_decay(
+                peak_value,
+                transition_steps,
+                decay_rate,
+                transition_begin,
+                staircase,
+                end_value,
+            ),
         ],
         &[warmup_steps],
     )
@@ -481,7 +580,10 @@ pub fn cosine_onecycle_schedule(
     final_div_factor: f64,
 ) -> Result<Schedule> {
     if transition_steps <= 0 {
-        return Err(Error::invalid("cosine_onecycle_schedule", "needs positive transition_steps"));
+        return Err(Error::invalid(
+            "cosine_onecycle_schedule",
+            "needs positive transition_steps",
+        ));
     }
     piecewise_interpolate_schedule(
         Interpolation::Cosine,
@@ -503,14 +605,20 @@ pub fn linear_onecycle_schedule(
     final_div_factor: f64,
 ) -> Result<Schedule> {
     if transition_steps <= 0 {
-        return Err(Error::invalid("linear_onecycle_schedule", "needs positive transition_steps"));
+        return Err(Error::invalid(
+            "linear_onecycle_schedule",
+            "needs positive transition_steps",
+        ));
     }
     piecewise_interpolate_schedule(
         Interpolation::Linear,
         peak_value / div_factor,
         &[
             ((pct_start * transition_steps as f64) as i64, div_factor),
-            ((pct_final * transition_steps as f64) as i64, 1.0 / div_factor),
+            (
+                (pct_final * transition_steps as f64) as i64,
+                1.0 / div_factor,
+            ),
             (transition_steps, 1.0 / final_div_factor),
         ],
     )

@@ -59,13 +59,10 @@ impl OptState {
     /// The first node child called `name` anywhere below (depth first, in order).
     pub fn find(&self, name: &str) -> Option<&OptState> {
         match self {
-            OptState::Node(es) => es.iter().find_map(|(n, s)| {
-                if *n == name {
-                    Some(s)
-                } else {
-                    s.find(name)
-                }
-            }),
+            OptState::Node(es) => {
+                es.iter()
+                    .find_map(|(n, s)| if *n == name { Some(s) } else { s.find(name) })
+            }
             OptState::Seq(ss) => ss.iter().find_map(|s| s.find(name)),
             _ => None,
         }
@@ -118,10 +115,16 @@ impl OptState {
     /// update uses `value` (no rebuild, no recompilation of a jitted step).
     pub fn set_hyperparam(&mut self, name: &str, value: f64) -> Result<()> {
         let hp = self.find_mut("hyperparams").ok_or_else(|| {
-            Error::invalid("set_hyperparam", "this state has no injected hyperparameters")
+            Error::invalid(
+                "set_hyperparam",
+                "this state has no injected hyperparameters",
+            )
         })?;
         let slot = hp.get_mut(name).ok_or_else(|| {
-            Error::invalid("set_hyperparam", format!("no injected hyperparameter `{name}`"))
+            Error::invalid(
+                "set_hyperparam",
+                format!("no injected hyperparameter `{name}`"),
+            )
         })?;
         let dt = slot
             .as_array()
@@ -160,7 +163,9 @@ impl OptState {
             OptState::Seq(s) if s.len() == n => Ok(s),
             _ => Err(Error::invalid(
                 op,
-                format!("expected a state of {n} pieces: was it made by this transformation's init?"),
+                format!(
+                    "expected a state of {n} pieces: was it made by this transformation's init?"
+                ),
             )),
         }
     }

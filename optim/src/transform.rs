@@ -50,10 +50,20 @@ impl From<Array> for LearningRate {
 }
 
 fn zeros_like_all(params: &[Array]) -> OptState {
-    OptState::Leaves(params.iter().map(|p| Array::zeros(p.shape(), p.dtype())).collect())
+    OptState::Leaves(
+        params
+            .iter()
+            .map(|p| Array::zeros(p.shape(), p.dtype()))
+            .collect(),
+    )
 }
 fn full_like_all(params: &[Array], v: f64) -> OptState {
-    OptState::Leaves(params.iter().map(|p| Array::full(p.shape(), p.dtype(), v)).collect())
+    OptState::Leaves(
+        params
+            .iter()
+            .map(|p| Array::full(p.shape(), p.dtype(), v))
+            .collect(),
+    )
 }
 fn count_state() -> OptState {
     OptState::Leaf(num::zero_count())
@@ -79,7 +89,10 @@ fn scale_by_schedule_times(schedule: Schedule, m: f64) -> Transform {
         move |u, state, _| {
             let count = state.array(OP, "count")?;
             let out = scale_leaves(&u, |dt| num::mulc(&schedule.eval(&count, dt)?, m))?;
-            *state = OptState::node(vec![("count", OptState::Leaf(num::safe_increment(&count)?))]);
+            *state = OptState::node(vec![(
+                "count",
+                OptState::Leaf(num::safe_increment(&count)?),
+            )]);
             Ok(out)
         },
     )
@@ -127,7 +140,11 @@ pub fn scale_by_learning_rate_signed(lr: LearningRate, flip_sign: bool) -> Trans
 }
 
 /// Zips two equally long leaf lists through a fallible function.
-fn zip2(a: &[Array], b: &[Array], f: impl Fn(&Array, &Array) -> Result<Array>) -> Result<Vec<Array>> {
+fn zip2(
+    a: &[Array],
+    b: &[Array],
+    f: impl Fn(&Array, &Array) -> Result<Array>,
+) -> Result<Vec<Array>> {
     a.iter().zip(b).map(|(x, y)| f(x, y)).collect()
 }
 fn map1(a: &[Array], f: impl Fn(&Array) -> Result<Array>) -> Result<Vec<Array>> {
@@ -144,7 +161,11 @@ pub fn trace(decay: f64, nesterov: bool) -> Transform {
             let tr = st.per_param(OP, "trace", u.len())?;
             let f = |g: &Array, t: &Array| num::add(g, &num::mulc(t, decay)?);
             let new_tr = zip2(&u, &tr, f)?;
-            let out = if nesterov { zip2(&u, &new_tr, f)? } else { new_tr.clone() };
+            let out = if nesterov {
+                zip2(&u, &new_tr, f)?
+            } else {
+                new_tr.clone()
+            };
             *st = OptState::node(vec![("trace", OptState::Leaves(new_tr))]);
             Ok(out)
         },
@@ -156,7 +177,12 @@ pub fn ema(decay: f64, debias: bool) -> Transform {
     const OP: &str = "ema";
     Transform::from_fns(
         OP,
-        |p, _| Ok(OptState::node(vec![("count", count_state()), ("ema", zeros_like_all(p))])),
+        |p, _| {
+            Ok(OptState::node(vec![
+                ("count", count_state()),
+                ("ema", zeros_like_all(p)),
+            ]))
+        },
         move |u, st, _| {
             let count = st.array(OP, "count")?;
             let e = st.per_param(OP, "ema", u.len())?;
@@ -193,18 +219,34 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { b1: 0.9, b2: 0.999, eps: 1e-8, eps_root: 0.0, nesterov: false }
+        AdamConfig {
+            b1: 0.9,
+            b2: 0.999,
+            eps: 1e-8,
+            eps_root: 0.0,
+            nesterov: false,
+        }
     }
 }
 
 fn moments_state(p: &[Array]) -> OptState {
-    OptState::node(vec![("count", count_state()), ("mu", zeros_like_all(p)), ("nu", zeros_like_all(p))])
+    OptState::node(vec![
+        ("count", count_state()),
+        ("mu", zeros_like_all(p)),
+        ("nu", zeros_like_all(p)),
+    ])
 }
 
 /// Adam's rescaling: bias-corrected first moment over the root of the second.
 pub fn scale_by_adam(cfg: AdamConfig) -> Transform {
     const OP: &str = "scale_by_adam";
-    let AdamConfig { b1, b2, eps, eps_root, nesterov } = cfg;
+    let AdamConfig {
+        b1,
+        b2,
+        eps,
+        eps_root,
+        nesterov,
+    } = cfg;
     Transform::from_fns(
         OP,
         |p, _| Ok(moments_state(p)),
@@ -220,7 +262,9 @@ pub fn scale_by_adam(cfg: AdamConfig) -> Transform {
                 let c2 = num::safe_increment(&c)?;
                 let a = map1(&mu, |m| num::bias_correction(m, b1, &c2))?;
                 let b = map1(&u, |g| num::bias_correction(g, b1, &c))?;
-                zip2(&a, &b, |m, g| num::add(&num::mulc(m, b1)?, &num::mulc(g, 1.0 - b1)?))?
+                zip2(&a, &b, |m, g| {
+                    num::add(&num::mulc(m, b1)?, &num::mulc(g, 1.0 - b1)?)
+                })?
             } else {
                 map1(&mu, |m| num::bias_correction(m, b1, &c))?
             };
@@ -229,7 +273,10 @@ pub fn scale_by_adam(cfg: AdamConfig) -> Transform {
                 .zip(&nu)
                 .map(|(m, v)| {
                     let v_hat = num::bias_correction(v, b2, &c)?;
-                    num::div(m, &num::addc(&num::sqrt(&num::addc(&v_hat, eps_root)?)?, eps)?)
+                    num::div(
+                        m,
+                        &num::addc(&num::sqrt(&num::addc(&v_hat, eps_root)?)?, eps)?,
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             *st = OptState::node(vec![
@@ -254,8 +301,12 @@ pub fn scale_by_adamax(b1: f64, b2: f64, eps: f64) -> Transform {
             let nu = st.per_param(OP, "nu", u.len())?;
             let c = num::safe_increment(&count)?;
             let mu = zip2(&u, &mu, |g, m| num::update_moment(g, m, b1, 1))?;
-            let nu = zip2(&u, &nu, |g, v| num::max(&num::addc(&num::abs(g)?, eps)?, &num::mulc(v, b2)?))?;
-            let out = zip2(&mu, &nu, |m, v| num::div(&num::bias_correction(m, b1, &c)?, v))?;
+            let nu = zip2(&u, &nu, |g, v| {
+                num::max(&num::addc(&num::abs(g)?, eps)?, &num::mulc(v, b2)?)
+            })?;
+            let out = zip2(&mu, &nu, |m, v| {
+                num::div(&num::bias_correction(m, b1, &c)?, v)
+            })?;
             *st = OptState::node(vec![
                 ("count", OptState::Leaf(c)),
                 ("mu", OptState::Leaves(mu)),
@@ -291,7 +342,10 @@ pub fn scale_by_amsgrad(b1: f64, b2: f64, eps: f64, eps_root: f64) -> Transform 
             let nu_max = zip2(&nu_max, &nu_hat, num::max)?;
             let out = zip2(&mu, &nu_max, |m, v| {
                 let m_hat = num::bias_correction(m, b1, &c)?;
-                num::div(&m_hat, &num::addc(&num::sqrt(&num::addc(v, eps_root)?)?, eps)?)
+                num::div(
+                    &m_hat,
+                    &num::addc(&num::sqrt(&num::addc(v, eps_root)?)?, eps)?,
+                )
             })?;
             *st = OptState::node(vec![
                 ("count", OptState::Leaf(c)),
@@ -317,7 +371,9 @@ pub fn scale_by_belief(b1: f64, b2: f64, eps: f64, eps_root: f64) -> Transform {
             let nu = st.per_param(OP, "nu", u.len())?;
             let mu = zip2(&u, &mu0, |g, m| num::update_moment(g, m, b1, 1))?;
             let err = zip2(&u, &mu0, num::sub)?;
-            let nu = zip2(&err, &nu, |e, v| num::addc(&num::update_moment(e, v, b2, 2)?, eps_root))?;
+            let nu = zip2(&err, &nu, |e, v| {
+                num::addc(&num::update_moment(e, v, b2, 2)?, eps_root)
+            })?;
             let c = num::safe_increment(&count)?;
             let out = zip2(&mu, &nu, |m, v| {
                 let m_hat = num::bias_correction(m, b1, &c)?;
@@ -335,7 +391,13 @@ pub fn scale_by_belief(b1: f64, b2: f64, eps: f64, eps_root: f64) -> Transform {
 }
 
 /// Yogi: an additive, sign-controlled second-moment update.
-pub fn scale_by_yogi(b1: f64, b2: f64, eps: f64, eps_root: f64, initial_accumulator_value: f64) -> Transform {
+pub fn scale_by_yogi(
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    eps_root: f64,
+    initial_accumulator_value: f64,
+) -> Transform {
     const OP: &str = "scale_by_yogi";
     Transform::from_fns(
         OP,
@@ -360,7 +422,10 @@ pub fn scale_by_yogi(b1: f64, b2: f64, eps: f64, eps_root: f64, initial_accumula
             let out = zip2(&mu, &nu, |m, v| {
                 let m_hat = num::bias_correction(m, b1, &c)?;
                 let v_hat = num::bias_correction(v, b2, &c)?;
-                num::div(&m_hat, &num::addc(&num::sqrt(&num::addc(&v_hat, eps_root)?)?, eps)?)
+                num::div(
+                    &m_hat,
+                    &num::addc(&num::sqrt(&num::addc(&v_hat, eps_root)?)?, eps)?,
+                )
             })?;
             *st = OptState::node(vec![
                 ("count", OptState::Leaf(c)),
@@ -391,13 +456,25 @@ pub fn scale_by_radam(b1: f64, b2: f64, eps: f64, eps_root: f64, threshold: f64)
                 let cd = num::compute_dtype(m.dtype());
                 let cf = cast(&c, cd)?;
                 let b2t = num::rpowc(b2, &cf)?;
-                let ro = num::rsubc(ro_inf, &num::div(&num::mul(&num::mulc(&cf, 2.0)?, &b2t)?, &num::rsubc(1.0, &b2t)?)?)?;
-                let num_ = num::mulc(&num::mul(&num::subc(&ro, 4.0)?, &num::subc(&ro, 2.0)?)?, ro_inf)?;
+                let ro = num::rsubc(
+                    ro_inf,
+                    &num::div(
+                        &num::mul(&num::mulc(&cf, 2.0)?, &b2t)?,
+                        &num::rsubc(1.0, &b2t)?,
+                    )?,
+                )?;
+                let num_ = num::mulc(
+                    &num::mul(&num::subc(&ro, 4.0)?, &num::subc(&ro, 2.0)?)?,
+                    ro_inf,
+                )?;
                 let den = num::mulc(&ro, (ro_inf - 4.0) * (ro_inf - 2.0))?;
                 let r = cast(&num::sqrt(&num::div(&num_, &den)?)?, m.dtype())?;
                 let m_hat = num::bias_correction(m, b1, &c)?;
                 let v_hat = num::bias_correction(v, b2, &c)?;
-                let rect = num::div(&num::mul(&r, &m_hat)?, &num::addc(&num::sqrt(&num::addc(&v_hat, eps_root)?)?, eps)?)?;
+                let rect = num::div(
+                    &num::mul(&r, &m_hat)?,
+                    &num::addc(&num::sqrt(&num::addc(&v_hat, eps_root)?)?, eps)?,
+                )?;
                 let ok = num::cmpc(CompareOp::Ge, &ro, threshold)?;
                 num::select(&ok, &rect, &m_hat)
             })?;
@@ -416,11 +493,18 @@ pub fn scale_by_lion(b1: f64, b2: f64) -> Transform {
     const OP: &str = "scale_by_lion";
     Transform::from_fns(
         OP,
-        |p, _| Ok(OptState::node(vec![("count", count_state()), ("mu", zeros_like_all(p))])),
+        |p, _| {
+            Ok(OptState::node(vec![
+                ("count", count_state()),
+                ("mu", zeros_like_all(p)),
+            ]))
+        },
         move |u, st, _| {
             let count = st.array(OP, "count")?;
             let mu = st.per_param(OP, "mu", u.len())?;
-            let out = zip2(&u, &mu, |g, m| num::sign(&num::add(&num::mulc(g, 1.0 - b1)?, &num::mulc(m, b1)?)?))?;
+            let out = zip2(&u, &mu, |g, m| {
+                num::sign(&num::add(&num::mulc(g, 1.0 - b1)?, &num::mulc(m, b1)?)?)
+            })?;
             let mu = zip2(&u, &mu, |g, m| num::update_moment(g, m, b2, 1))?;
             *st = OptState::node(vec![
                 ("count", OptState::Leaf(num::safe_increment(&count)?)),
@@ -448,7 +532,13 @@ pub struct RmsConfig {
 
 impl Default for RmsConfig {
     fn default() -> Self {
-        RmsConfig { decay: 0.9, eps: 1e-8, initial_scale: 0.0, eps_in_sqrt: true, bias_correction: false }
+        RmsConfig {
+            decay: 0.9,
+            eps: 1e-8,
+            initial_scale: 0.0,
+            eps_in_sqrt: true,
+            bias_correction: false,
+        }
     }
 }
 
@@ -463,10 +553,21 @@ fn rms_scaling(n: &Array, eps: f64, eps_in_sqrt: bool) -> Result<Array> {
 /// RMSProp's rescaling by the root of a moving average of squared gradients.
 pub fn scale_by_rms(cfg: RmsConfig) -> Transform {
     const OP: &str = "scale_by_rms";
-    let RmsConfig { decay, eps, initial_scale, eps_in_sqrt, bias_correction } = cfg;
+    let RmsConfig {
+        decay,
+        eps,
+        initial_scale,
+        eps_in_sqrt,
+        bias_correction,
+    } = cfg;
     Transform::from_fns(
         OP,
-        move |p, _| Ok(OptState::node(vec![("count", count_state()), ("nu", full_like_all(p, initial_scale))])),
+        move |p, _| {
+            Ok(OptState::node(vec![
+                ("count", count_state()),
+                ("nu", full_like_all(p, initial_scale)),
+            ]))
+        },
         move |u, st, _| {
             let count = st.array(OP, "count")?;
             let nu = st.per_param(OP, "nu", u.len())?;
@@ -478,8 +579,13 @@ pub fn scale_by_rms(cfg: RmsConfig) -> Transform {
             } else {
                 (count, nu.clone())
             };
-            let out = zip2(&u, &nu_hat, |g, n| num::mul(&rms_scaling(n, eps, eps_in_sqrt)?, g))?;
-            *st = OptState::node(vec![("count", OptState::Leaf(c)), ("nu", OptState::Leaves(nu))]);
+            let out = zip2(&u, &nu_hat, |g, n| {
+                num::mul(&rms_scaling(n, eps, eps_in_sqrt)?, g)
+            })?;
+            *st = OptState::node(vec![
+                ("count", OptState::Leaf(c)),
+                ("nu", OptState::Leaves(nu)),
+            ]);
             Ok(out)
         },
     )
@@ -488,7 +594,13 @@ pub fn scale_by_rms(cfg: RmsConfig) -> Transform {
 /// Centered RMSProp's rescaling by a running standard deviation of the gradients.
 pub fn scale_by_stddev(cfg: RmsConfig) -> Transform {
     const OP: &str = "scale_by_stddev";
-    let RmsConfig { decay, eps, initial_scale, eps_in_sqrt, bias_correction } = cfg;
+    let RmsConfig {
+        decay,
+        eps,
+        initial_scale,
+        eps_in_sqrt,
+        bias_correction,
+    } = cfg;
     Transform::from_fns(
         OP,
         move |p, _| {
@@ -535,13 +647,22 @@ pub fn scale_by_rss(initial_accumulator_value: f64, eps: f64) -> Transform {
     const OP: &str = "scale_by_rss";
     Transform::from_fns(
         OP,
-        move |p, _| Ok(OptState::node(vec![("sum_of_squares", full_like_all(p, initial_accumulator_value))])),
+        move |p, _| {
+            Ok(OptState::node(vec![(
+                "sum_of_squares",
+                full_like_all(p, initial_accumulator_value),
+            )]))
+        },
         move |u, st, _| {
             let sos = st.per_param(OP, "sum_of_squares", u.len())?;
             let sos = zip2(&u, &sos, |g, t| num::add(&num::square(g)?, t))?;
             let out = zip2(&u, &sos, |g, t| {
                 let pos = num::cmpc(CompareOp::Gt, t, 0.0)?;
-                let inv = num::select(&pos, &num::rsqrt(&num::addc(t, eps)?)?, &konst(t.dtype(), 0.0))?;
+                let inv = num::select(
+                    &pos,
+                    &num::rsqrt(&num::addc(t, eps)?)?,
+                    &konst(t.dtype(), 0.0),
+                )?;
                 num::mul(&inv, g)
             })?;
             *st = OptState::node(vec![("sum_of_squares", OptState::Leaves(sos))]);
@@ -555,7 +676,12 @@ pub fn scale_by_adadelta(rho: f64, eps: f64) -> Transform {
     const OP: &str = "scale_by_adadelta";
     Transform::from_fns(
         OP,
-        |p, _| Ok(OptState::node(vec![("e_g", zeros_like_all(p)), ("e_x", zeros_like_all(p))])),
+        |p, _| {
+            Ok(OptState::node(vec![
+                ("e_g", zeros_like_all(p)),
+                ("e_x", zeros_like_all(p)),
+            ]))
+        },
         move |u, st, _| {
             let e_g = st.per_param(OP, "e_g", u.len())?;
             let e_x = st.per_param(OP, "e_x", u.len())?;
@@ -564,12 +690,18 @@ pub fn scale_by_adadelta(rho: f64, eps: f64) -> Transform {
                 .iter()
                 .zip(e_g.iter().zip(&e_x))
                 .map(|(g, (eg, ex))| {
-                    let r = num::div(&num::sqrt(&num::addc(ex, eps)?)?, &num::sqrt(&num::addc(eg, eps)?)?)?;
+                    let r = num::div(
+                        &num::sqrt(&num::addc(ex, eps)?)?,
+                        &num::sqrt(&num::addc(eg, eps)?)?,
+                    )?;
                     num::mul(&r, g)
                 })
                 .collect::<Result<Vec<_>>>()?;
             let e_x = zip2(&out, &e_x, |d, e| num::update_moment(d, e, rho, 2))?;
-            *st = OptState::node(vec![("e_g", OptState::Leaves(e_g)), ("e_x", OptState::Leaves(e_x))]);
+            *st = OptState::node(vec![
+                ("e_g", OptState::Leaves(e_g)),
+                ("e_x", OptState::Leaves(e_x)),
+            ]);
             Ok(out)
         },
     )
@@ -595,7 +727,10 @@ pub fn scale_by_trust_ratio(min_norm: f64, trust_coefficient: f64, eps: f64) -> 
                 let pn = safe_norm(p, min_norm)?;
                 let un = safe_norm(g, min_norm)?;
                 let tr = num::mulc(&num::div(&pn, &num::addc(&un, eps)?)?, trust_coefficient)?;
-                let zero = num::or(&num::cmpc(CompareOp::Eq, &pn, 0.0)?, &num::cmpc(CompareOp::Eq, &un, 0.0)?)?;
+                let zero = num::or(
+                    &num::cmpc(CompareOp::Eq, &pn, 0.0)?,
+                    &num::cmpc(CompareOp::Eq, &un, 0.0)?,
+                )?;
                 let safe = num::select(&zero, &konst(tr.dtype(), 1.0), &tr)?;
                 num::mul(g, &cast(&safe, g.dtype())?)
             })
@@ -616,18 +751,28 @@ pub fn scale_by_sm3(b1: f64, b2: f64, eps: f64) -> Transform {
                     if x.rank() == 0 {
                         OptState::Leaves(vec![Array::zeros(&[], x.dtype())])
                     } else {
-                        OptState::Leaves(x.shape().iter().map(|&s| Array::zeros(&[s], x.dtype())).collect())
+                        OptState::Leaves(
+                            x.shape()
+                                .iter()
+                                .map(|&s| Array::zeros(&[s], x.dtype()))
+                                .collect(),
+                        )
                     }
                 })
                 .collect();
-            Ok(OptState::node(vec![("mu", OptState::Seq(mu)), ("nu", zeros_like_all(p))]))
+            Ok(OptState::node(vec![
+                ("mu", OptState::Seq(mu)),
+                ("nu", zeros_like_all(p)),
+            ]))
         },
         move |u, st, _| {
             let mus = st.field(OP, "mu")?.seq(OP, u.len())?.to_vec();
             let nu = st.per_param(OP, "nu", u.len())?;
             let mut accums = Vec::with_capacity(u.len());
             for (g, m) in u.iter().zip(&mus) {
-                let vs = m.as_leaves().ok_or_else(|| Error::invalid(OP, "malformed state `mu`"))?;
+                let vs = m
+                    .as_leaves()
+                    .ok_or_else(|| Error::invalid(OP, "malformed state `mu`"))?;
                 let r = g.rank();
                 let prev = if r < 2 {
                     vs[0].clone()
@@ -645,11 +790,18 @@ pub fn scale_by_sm3(b1: f64, b2: f64, eps: f64) -> Transform {
                     }
                     acc.expect("rank >= 2")
                 };
-                accums.push(num::add(&num::mulc(&num::square(g)?, coeff0)?, &num::mulc(&prev, b2)?)?);
+                accums.push(num::add(
+                    &num::mulc(&num::square(g)?, coeff0)?,
+                    &num::mulc(&prev, b2)?,
+                )?);
             }
             let up = zip2(&u, &accums, |g, a| {
                 let pos = num::cmpc(CompareOp::Gt, a, 0.0)?;
-                let inv = num::select(&pos, &num::rsqrt(&num::addc(a, eps)?)?, &konst(a.dtype(), 0.0))?;
+                let inv = num::select(
+                    &pos,
+                    &num::rsqrt(&num::addc(a, eps)?)?,
+                    &konst(a.dtype(), 0.0),
+                )?;
                 num::mul(g, &inv)
             })?;
             let nu = zip2(&up, &nu, |x, n| num::update_moment(x, n, b1, 1))?;
@@ -669,7 +821,10 @@ pub fn scale_by_sm3(b1: f64, b2: f64, eps: f64) -> Transform {
                     Ok(OptState::Leaves(v))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            *st = OptState::node(vec![("mu", OptState::Seq(new_mu)), ("nu", OptState::Leaves(nu.clone()))]);
+            *st = OptState::node(vec![
+                ("mu", OptState::Seq(new_mu)),
+                ("nu", OptState::Leaves(nu.clone())),
+            ]);
             Ok(nu)
         },
     )
@@ -691,7 +846,12 @@ fn factored_dims(shape: &[usize], factored: bool, min_dim: usize) -> Option<(usi
 }
 
 fn remove_axis(shape: &[usize], ax: usize) -> Vec<usize> {
-    shape.iter().enumerate().filter(|&(i, _)| i != ax).map(|(_, &s)| s).collect()
+    shape
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != ax)
+        .map(|(_, &s)| s)
+        .collect()
 }
 
 /// Adafactor's factored second moments: row and column statistics for large matrices, a
@@ -736,10 +896,14 @@ pub fn scale_by_factored_rms(
             let vc = st.per_param(OP, "v_col", u.len())?;
             let v = st.per_param(OP, "v", u.len())?;
             // decay_rate_t = 1 - (step - offset + 1)^-decay_rate, in f32 as Optax does.
-            let t = cast(&num::addc(&num::subc(&count, step_offset as f64)?, 1.0)?, DType::F32)?;
+            let t = cast(
+                &num::addc(&num::subc(&count, step_offset as f64)?, 1.0)?,
+                DType::F32,
+            )?;
             let drt = num::rsubc(1.0, &num::pow(&t, &konst(DType::F32, -decay_rate))?)?;
             let one_m = num::rsubc(1.0, &drt)?;
-            let (mut out, mut nvr, mut nvc, mut nv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut out, mut nvr, mut nvc, mut nv) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for i in 0..u.len() {
                 let g = &u[i];
                 let dt = g.dtype();
@@ -747,15 +911,21 @@ pub fn scale_by_factored_rms(
                 let gsq = num::addc(&num::square(g)?, epsilon)?;
                 match factored_dims(g.shape(), factored, min_dim_size_to_factor) {
                     Some((d1, d0)) => {
-                        let mean = |x: &Array, ax: usize| ferrax_core::ops::composite::mean(x, &[ax]);
-                        let r = num::add(&num::mul(&d, &vr[i])?, &num::mul(&om, &mean(&gsq, d0)?)?)?;
-                        let c = num::add(&num::mul(&d, &vc[i])?, &num::mul(&om, &mean(&gsq, d1)?)?)?;
+                        let mean =
+                            |x: &Array, ax: usize| ferrax_core::ops::composite::mean(x, &[ax]);
+                        let r =
+                            num::add(&num::mul(&d, &vr[i])?, &num::mul(&om, &mean(&gsq, d0)?)?)?;
+                        let c =
+                            num::add(&num::mul(&d, &vc[i])?, &num::mul(&om, &mean(&gsq, d1)?)?)?;
                         let rd1 = if d1 > d0 { d1 - 1 } else { d1 };
                         let rcm = expand_dims(&mean(&r, rd1)?, rd1)?;
                         let neg_half = konst(dt, -0.5);
                         let row_f = num::pow(&num::div(&r, &rcm)?, &neg_half)?;
                         let col_f = num::pow(&c, &neg_half)?;
-                        let upd = num::mul(&num::mul(g, &expand_dims(&row_f, d0)?)?, &expand_dims(&col_f, d1)?)?;
+                        let upd = num::mul(
+                            &num::mul(g, &expand_dims(&row_f, d0)?)?,
+                            &expand_dims(&col_f, d1)?,
+                        )?;
                         out.push(upd);
                         nvr.push(r);
                         nvc.push(c);
@@ -799,7 +969,13 @@ pub fn scale_by_param_block_rms(min_scale: f64) -> Transform {
 }
 
 /// NovoGrad: layer-wise second moments (one scalar per leaf) and decoupled weight decay.
-pub fn scale_by_novograd(b1: f64, b2: f64, eps: f64, eps_root: f64, weight_decay: f64) -> Transform {
+pub fn scale_by_novograd(
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    eps_root: f64,
+    weight_decay: f64,
+) -> Transform {
     const OP: &str = "scale_by_novograd";
     Transform::from_fns(
         OP,
@@ -807,14 +983,21 @@ pub fn scale_by_novograd(b1: f64, b2: f64, eps: f64, eps_root: f64, weight_decay
             Ok(OptState::node(vec![
                 ("count", count_state()),
                 ("mu", zeros_like_all(p)),
-                ("nu", OptState::Leaves(p.iter().map(|x| Array::zeros(&[], x.dtype())).collect())),
+                (
+                    "nu",
+                    OptState::Leaves(p.iter().map(|x| Array::zeros(&[], x.dtype())).collect()),
+                ),
             ]))
         },
         move |u, st, ctx| {
             let count = st.array(OP, "count")?;
             let mu = st.per_param(OP, "mu", u.len())?;
             let nu = st.per_param(OP, "nu", u.len())?;
-            let params = if weight_decay != 0.0 { Some(ctx.params(OP)?) } else { None };
+            let params = if weight_decay != 0.0 {
+                Some(ctx.params(OP)?)
+            } else {
+                None
+            };
             let c = num::safe_increment(&count)?;
             let first = num::cmp(CompareOp::Eq, &c, &konst(DType::I32, 1.0))?;
             let (mut out_mu, mut out_nu) = (Vec::new(), Vec::new());
@@ -823,7 +1006,8 @@ pub fn scale_by_novograd(b1: f64, b2: f64, eps: f64, eps_root: f64, weight_decay
                 let n_add = num::square(&num::sqrt(&num::sum_sq(g)?)?)?;
                 let n_upd = num::update_moment(&n_add, &nu[i], b2, 1)?;
                 let n = num::select(&first, &n_add, &n_upd)?;
-                let mut m_add = num::div(g, &num::addc(&num::sqrt(&num::addc(&n, eps_root)?)?, eps)?)?;
+                let mut m_add =
+                    num::div(g, &num::addc(&num::sqrt(&num::addc(&n, eps_root)?)?, eps)?)?;
                 if let Some(p) = params {
                     m_add = num::add(&m_add, &num::mulc(&p[i], weight_decay)?)?;
                 }
@@ -875,7 +1059,10 @@ pub fn add_noise(eta: f64, gamma: f64, seed: u64) -> Transform {
         OP,
         move |_, _| {
             let key = ferrax_core::random::Key::new(seed);
-            Ok(OptState::node(vec![("count", count_state()), ("rng_key", OptState::Leaf(key.array().clone()))]))
+            Ok(OptState::node(vec![
+                ("count", count_state()),
+                ("rng_key", OptState::Leaf(key.array().clone())),
+            ]))
         },
         move |u, st, _| {
             use ferrax_core::prim::random::{random_sample, random_split, Dist};
@@ -894,7 +1081,10 @@ pub fn add_noise(eta: f64, gamma: f64, seed: u64) -> Transform {
                     num::add(g, &num::mul(&std, &noise)?)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            *st = OptState::node(vec![("count", OptState::Leaf(c)), ("rng_key", OptState::Leaf(keys[0].clone()))]);
+            *st = OptState::node(vec![
+                ("count", OptState::Leaf(c)),
+                ("rng_key", OptState::Leaf(keys[0].clone())),
+            ]);
             Ok(out)
         },
     )
@@ -930,7 +1120,3 @@ pub fn centralize() -> Transform {
         num::sub(g, &m)
     })
 }
-
-
-
-

@@ -34,9 +34,16 @@ fn masked_leaves_are_untouched() {
     let m = model();
     let g = grads();
     // Frozen biases: multi_transform with set_to_zero leaves them exactly as they were.
-    let tx = multi_transform(vec![("train", adam(0.1)), ("frozen", set_to_zero())], |p: &Path| {
-        if is_bias(p) { "frozen" } else { "train" }
-    });
+    let tx = multi_transform(
+        vec![("train", adam(0.1)), ("frozen", set_to_zero())],
+        |p: &Path| {
+            if is_bias(p) {
+                "frozen"
+            } else {
+                "train"
+            }
+        },
+    );
     let mut opt = Optimizer::new(&m, tx).unwrap();
     let mut m2 = m.clone();
     for _ in 0..3 {
@@ -62,15 +69,27 @@ fn masked_leaves_are_untouched() {
 
 #[test]
 fn dtype_and_state_shapes_are_preserved() {
-    let p: Tensor<(C<4>,), bf16> = Tensor::from_vec([1.0f32, -2.0, 0.5, 3.0].map(bf16::from_f32).to_vec()).unwrap();
-    let g: Tensor<(C<4>,), bf16> = Tensor::from_vec([0.5f32, 0.5, -1.0, 2.0].map(bf16::from_f32).to_vec()).unwrap();
-    for tx in [adam(0.01), sgd_with(0.1, Some(0.9), true), lion(0.01, 0.9, 0.99, 0.0, None), adafactor(Some(0.01.into()), AdafactorConfig::default()), rmsprop(0.01, RmsConfig::default(), true, Some(0.9), false)] {
+    let p: Tensor<(C<4>,), bf16> =
+        Tensor::from_vec([1.0f32, -2.0, 0.5, 3.0].map(bf16::from_f32).to_vec()).unwrap();
+    let g: Tensor<(C<4>,), bf16> =
+        Tensor::from_vec([0.5f32, 0.5, -1.0, 2.0].map(bf16::from_f32).to_vec()).unwrap();
+    for tx in [
+        adam(0.01),
+        sgd_with(0.1, Some(0.9), true),
+        lion(0.01, 0.9, 0.99, 0.0, None),
+        adafactor(Some(0.01.into()), AdafactorConfig::default()),
+        rmsprop(0.01, RmsConfig::default(), true, Some(0.9), false),
+    ] {
         let mut opt = Optimizer::new(&p, tx).unwrap();
         let before = tree::avals_with_paths(opt.state());
         let mut q = p.clone();
         for _ in 0..3 {
             opt.update(&mut q, &g).unwrap();
-            assert_eq!(tree::avals_with_paths(opt.state()), before, "state shapes stable");
+            assert_eq!(
+                tree::avals_with_paths(opt.state()),
+                before,
+                "state shapes stable"
+            );
         }
         assert_eq!(q.array().dtype(), DType::BF16);
         assert!(!q.array().bit_eq(p.array()));
@@ -81,15 +100,29 @@ fn dtype_and_state_shapes_are_preserved() {
 fn adam_with_b1_zero_is_rms_scaling() {
     let m = model();
     let g = grads();
-    let a = scale_by_adam(AdamConfig { b1: 0.0, ..AdamConfig::default() });
-    let r = scale_by_rms(RmsConfig { decay: 0.999, eps: 1e-8, initial_scale: 0.0, eps_in_sqrt: false, bias_correction: true });
+    let a = scale_by_adam(AdamConfig {
+        b1: 0.0,
+        ..AdamConfig::default()
+    });
+    let r = scale_by_rms(RmsConfig {
+        decay: 0.999,
+        eps: 1e-8,
+        initial_scale: 0.0,
+        eps_in_sqrt: false,
+        bias_correction: true,
+    });
     let (mut sa, mut sr) = (a.init(&m).unwrap(), r.init(&m).unwrap());
     for k in 0..4 {
         let gk = tree_utils::tree_scale(1.0 + k as f64, &g).unwrap();
         let ua = tree::leaves(&a.update(&gk, &mut sa, None).unwrap());
         let ur = tree::leaves(&r.update(&gk, &mut sr, None).unwrap());
         for (x, y) in ua.iter().zip(&ur) {
-            for (p, q) in x.to_vec::<f32>().unwrap().iter().zip(y.to_vec::<f32>().unwrap()) {
+            for (p, q) in x
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .zip(y.to_vec::<f32>().unwrap())
+            {
                 assert!((p - q).abs() <= 1e-6 * q.abs().max(1.0), "{p} vs {q}");
             }
         }
@@ -99,9 +132,10 @@ fn adam_with_b1_zero_is_rms_scaling() {
 #[test]
 fn injected_learning_rate_is_readable_and_settable() {
     let p = Tensor::<(C<2>,)>::from_vec(vec![1.0, 1.0]).unwrap();
-    let tx = inject_hyperparams(vec![("learning_rate", linear_schedule(1.0, 0.0, 4, 0).into())], |h| {
-        Ok(sgd(h.get("learning_rate")?))
-    });
+    let tx = inject_hyperparams(
+        vec![("learning_rate", linear_schedule(1.0, 0.0, 4, 0).into())],
+        |h| Ok(sgd(h.get("learning_rate")?)),
+    );
     let mut opt = Optimizer::new(&p, tx).unwrap();
     let mut q = p.clone();
     let mut seen = Vec::new();
@@ -111,9 +145,13 @@ fn injected_learning_rate_is_readable_and_settable() {
     }
     assert_eq!(seen, vec![1.0, 0.75, 0.5]);
     // A constant hyperparameter changes without rebuilding the transformation.
-    let tx = inject_hyperparams(vec![("learning_rate", 0.1.into())], |h| Ok(adam(h.get("learning_rate")?)));
+    let tx = inject_hyperparams(vec![("learning_rate", 0.1.into())], |h| {
+        Ok(adam(h.get("learning_rate")?))
+    });
     let mut opt = Optimizer::new(&p, tx).unwrap();
-    opt.state_mut().set_hyperparam("learning_rate", 0.0).unwrap();
+    opt.state_mut()
+        .set_hyperparam("learning_rate", 0.0)
+        .unwrap();
     let mut q = p.clone();
     opt.update(&mut q, &p).unwrap();
     assert!(q.array().bit_eq(p.array()));
@@ -128,14 +166,21 @@ fn multi_steps_equals_one_step_on_the_mean_gradient() {
     let ms = multi_steps(adam(0.1), 2);
     let mut s = ms.init(&m).unwrap();
     let u1 = ms.update(&g1, &mut s, Some(&m)).unwrap();
-    assert!(tree::leaves(&u1).iter().all(|a| a.to_vec::<f32>().unwrap().iter().all(|&x| x == 0.0)));
+    assert!(tree::leaves(&u1)
+        .iter()
+        .all(|a| a.to_vec::<f32>().unwrap().iter().all(|&x| x == 0.0)));
     let u2 = ms.update(&g2, &mut s, Some(&m)).unwrap();
     let mean = tree_utils::tree_scale(2.0, &g1).unwrap();
     let a = adam(0.1);
     let mut sa = a.init(&m).unwrap();
     let ua = a.update(&mean, &mut sa, Some(&m)).unwrap();
     for (x, y) in tree::leaves(&u2).iter().zip(tree::leaves(&ua)) {
-        for (p, q) in x.to_vec::<f32>().unwrap().iter().zip(y.to_vec::<f32>().unwrap()) {
+        for (p, q) in x
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .zip(y.to_vec::<f32>().unwrap())
+        {
             assert!((p - q).abs() <= 1e-6, "{p} vs {q}");
         }
     }
@@ -152,11 +197,25 @@ fn apply_if_finite_skips_bad_steps_and_zero_nans_cleans() {
     assert_eq!(u.to_vec().unwrap(), vec![0.0, 0.0]);
     let inner_before = tree::leaves(s0.get("inner").unwrap());
     let inner_after = tree::leaves(s.get("inner").unwrap());
-    assert!(inner_before.iter().zip(&inner_after).all(|(a, b)| a.bit_eq(b)));
-    assert_eq!(s.get("total_notfinite").unwrap().as_array().unwrap().to_vec::<i32>().unwrap(), vec![1]);
+    assert!(inner_before
+        .iter()
+        .zip(&inner_after)
+        .all(|(a, b)| a.bit_eq(b)));
+    assert_eq!(
+        s.get("total_notfinite")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .to_vec::<i32>()
+            .unwrap(),
+        vec![1]
+    );
     let z = zero_nans();
     let mut zs = z.init(&p).unwrap();
-    assert_eq!(z.update(&bad, &mut zs, None).unwrap().to_vec().unwrap(), vec![0.0, 1.0]);
+    assert_eq!(
+        z.update(&bad, &mut zs, None).unwrap().to_vec().unwrap(),
+        vec![0.0, 1.0]
+    );
 }
 
 #[test]
@@ -170,8 +229,14 @@ fn bad_input_gives_errors_not_panics() {
     assert!(e.contains("scale_by_adam"), "{e}");
     // A transformation that needs the parameters, called without them.
     let mut s = adamw(0.1, 0.1, None).init(&m).unwrap();
-    let e = adamw(0.1, 0.1, None).update(&g, &mut s, None).unwrap_err().to_string();
-    assert!(e.contains("add_decayed_weights") && e.contains("parameters"), "{e}");
+    let e = adamw(0.1, 0.1, None)
+        .update(&g, &mut s, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("add_decayed_weights") && e.contains("parameters"),
+        "{e}"
+    );
     // Integer leaves cannot be optimized by Adam.
     let ip = Array::from_vec(vec![2], vec![1i32, 2]).unwrap();
     let mut s = tx.init(&ip).unwrap();
@@ -185,32 +250,63 @@ fn bad_input_gives_errors_not_panics() {
 #[test]
 fn tree_helpers_and_losses() {
     let g = grads();
-    let n = tree_utils::global_norm(&g).unwrap().to_vec::<f32>().unwrap()[0];
+    let n = tree_utils::global_norm(&g)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()[0];
     let want = (0.01f32 + 0.04 + 0.09 + 0.16 + 0.25 + 0.36 + 1.0 + 0.25 + 0.0625).sqrt();
     assert!((n - want).abs() < 1e-6);
-    let v = tree_utils::tree_vdot(&g, &g).unwrap().to_vec::<f32>().unwrap()[0];
+    let v = tree_utils::tree_vdot(&g, &g)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()[0];
     assert!((v - want * want).abs() < 1e-5);
     let d = tree_utils::tree_sub(&g, &g).unwrap();
-    assert_eq!(tree_utils::tree_l2_norm(&d, false).unwrap().to_vec::<f32>().unwrap(), vec![0.0]);
+    assert_eq!(
+        tree_utils::tree_l2_norm(&d, false)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        vec![0.0]
+    );
     use ferrax_optim::loss::*;
     let x = Array::from_vec(vec![2, 2], vec![0.0f32, 2.0, -1.0, 1.0]).unwrap();
     let y = Array::from_vec(vec![2, 2], vec![0.0f32, 1.0, 1.0, 0.0]).unwrap();
-    let bce = sigmoid_binary_cross_entropy(&x, &y).unwrap().to_vec::<f32>().unwrap();
+    let bce = sigmoid_binary_cross_entropy(&x, &y)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     let sp = |z: f32| (1.0 + z.exp()).ln();
     let want = [sp(0.0), sp(-2.0), sp(1.0), sp(1.0)];
     for (a, b) in bce.iter().zip(want) {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
-    let h = hinge_loss(&x, &Array::from_vec(vec![2, 2], vec![1.0f32, 1.0, -1.0, 1.0]).unwrap()).unwrap();
+    let h = hinge_loss(
+        &x,
+        &Array::from_vec(vec![2, 2], vec![1.0f32, 1.0, -1.0, 1.0]).unwrap(),
+    )
+    .unwrap();
     assert_eq!(h.to_vec::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 0.0]);
-    let cs = cosine_similarity(&x, &x, 0.0).unwrap().to_vec::<f32>().unwrap();
+    let cs = cosine_similarity(&x, &x, 0.0)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert!(cs.iter().all(|c| (c - 1.0).abs() < 1e-6) || cs[0].is_nan());
-    let lc = log_cosh(&Array::from_vec(vec![1], vec![0.5f32]).unwrap(), None).unwrap().to_vec::<f32>().unwrap()[0];
+    let lc = log_cosh(&Array::from_vec(vec![1], vec![0.5f32]).unwrap(), None)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()[0];
     assert!((lc - 0.5f32.cosh().ln()).abs() < 1e-6);
     let p = Array::from_vec(vec![1, 2], vec![0.25f32, 0.75]).unwrap();
-    let kl = kl_divergence(&ferrax_core::prim::unary::log(&p).unwrap(), &p).unwrap().to_vec::<f32>().unwrap()[0];
+    let kl = kl_divergence(&ferrax_core::prim::unary::log(&p).unwrap(), &p)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()[0];
     assert!(kl.abs() < 1e-7);
-    let onehot = softmax_cross_entropy(&y, &y).unwrap().to_vec::<f32>().unwrap();
+    let onehot = softmax_cross_entropy(&y, &y)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     let lse = |a: f32, b: f32| (a.exp() + b.exp()).ln();
     assert!((onehot[0] - (lse(0.0, 1.0) - 1.0)).abs() < 1e-6);
 }

@@ -26,7 +26,12 @@ fn flat(v: &Value, out: &mut Vec<f64>) {
 
 /// A `{dtype, shape, data}` tensor as an array of `dt`.
 fn tensor(v: &Value, dt: DType) -> Array {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
     let mut data = Vec::new();
     flat(&v["data"], &mut data);
     match dt {
@@ -38,14 +43,23 @@ fn tensor(v: &Value, dt: DType) -> Array {
 fn values(a: &Array) -> Vec<f64> {
     match a.dtype() {
         DType::F64 => a.to_vec::<f64>().unwrap(),
-        _ => a.to_vec::<f32>().unwrap().into_iter().map(|x| x as f64).collect(),
+        _ => a
+            .to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|x| x as f64)
+            .collect(),
     }
 }
 
 fn host(v: &[f64], like: &Array) -> Array {
     match like.dtype() {
         DType::F64 => Array::from_vec(like.shape().to_vec(), v.to_vec()).unwrap(),
-        _ => Array::from_vec(like.shape().to_vec(), v.iter().map(|&x| x as f32).collect::<Vec<f32>>()).unwrap(),
+        _ => Array::from_vec(
+            like.shape().to_vec(),
+            v.iter().map(|&x| x as f32).collect::<Vec<f32>>(),
+        )
+        .unwrap(),
     }
 }
 
@@ -71,7 +85,10 @@ fn optimizer(name: &str) -> Transform {
         "adafactor_default" => adafactor(Some(0.01.into()), AdafactorConfig::default()),
         "adafactor_factored_min_dim_2" => adafactor(
             Some(0.01.into()),
-            AdafactorConfig { min_dim_size_to_factor: 2, ..AdafactorConfig::default() },
+            AdafactorConfig {
+                min_dim_size_to_factor: 2,
+                ..AdafactorConfig::default()
+            },
         ),
         "clip_by_global_norm_1_then_adam" => chain([clip_by_global_norm(1.0), adam(0.1)]),
         "adam_warmup_cosine_schedule" => {
@@ -140,7 +157,10 @@ fn every_optimizer_trajectory_matches_optax() {
     for (name, o) in r["optimizers"].as_object().unwrap() {
         for (obj, traj) in o["trajectories"].as_object().unwrap() {
             let data = &r["objectives"][obj]["data"];
-            for (key, dt, rtol, atol) in [("float64", DType::F64, 1e-10, 1e-12), ("float32", DType::F32, 1e-5, 1e-6)] {
+            for (key, dt, rtol, atol) in [
+                ("float64", DType::F64, 1e-10, 1e-12),
+                ("float32", DType::F32, 1e-5, 1e-6),
+            ] {
                 let t = &traj[key];
                 let steps = t["params"].as_array().unwrap();
                 let tx = optimizer(name);
@@ -151,22 +171,35 @@ fn every_optimizer_trajectory_matches_optax() {
                 let mut state = tx.init_leaves(&params, &paths).unwrap();
                 for (k, want) in steps.iter().enumerate().skip(1) {
                     let g = gradient(obj, data, &params);
-                    let ctx = UpdateCtx { paths: &paths, params: Some(&params), value: None };
+                    let ctx = UpdateCtx {
+                        paths: &paths,
+                        params: Some(&params),
+                        value: None,
+                    };
                     let u = tx.update_leaves(g, &mut state, &ctx).unwrap();
                     if key == "float64" {
                         let want_u = params_of(obj, &t["updates"][k - 1], dt);
                         for (got, want) in u.iter().zip(&want_u) {
-                            if let Some((i, g, w)) = close(&values(got), &values(want), rtol, atol) {
-                                failures.push(format!("{name}/{obj}/{key} update {}: [{i}] {g} vs {w}", k - 1));
+                            if let Some((i, g, w)) = close(&values(got), &values(want), rtol, atol)
+                            {
+                                failures.push(format!(
+                                    "{name}/{obj}/{key} update {}: [{i}] {g} vs {w}",
+                                    k - 1
+                                ));
                             }
                         }
                     }
-                    params = params.iter().zip(&u).map(|(p, u)| ferrax_core::prim::binary::add(p, u).unwrap()).collect();
+                    params = params
+                        .iter()
+                        .zip(&u)
+                        .map(|(p, u)| ferrax_core::prim::binary::add(p, u).unwrap())
+                        .collect();
                     let want = params_of(obj, want, dt);
                     for (got, want) in params.iter().zip(&want) {
                         assert_eq!(got.dtype(), dt, "{name}: dtype preserved");
                         if let Some((i, g, w)) = close(&values(got), &values(want), rtol, atol) {
-                            failures.push(format!("{name}/{obj}/{key} params {k}: [{i}] {g} vs {w}"));
+                            failures
+                                .push(format!("{name}/{obj}/{key} params {k}: [{i}] {g} vs {w}"));
                         }
                     }
                     checked += 1;
@@ -174,7 +207,12 @@ fn every_optimizer_trajectory_matches_optax() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, 12 * 2 * 2 * 5);
 }
 
@@ -208,9 +246,15 @@ fn schedule(name: &str, kw: &Value) -> Schedule {
                 .collect();
             piecewise_constant_schedule(f("init_value"), &bs).unwrap()
         }
-        "linear_schedule" => linear_schedule(f("init_value"), f("end_value"), i("transition_steps"), i("transition_begin")),
+        "linear_schedule" => linear_schedule(
+            f("init_value"),
+            f("end_value"),
+            i("transition_steps"),
+            i("transition_begin"),
+        ),
         "cosine_decay_schedule" => {
-            cosine_decay_schedule(f("init_value"), i("decay_steps"), f("alpha"), f("exponent")).unwrap()
+            cosine_decay_schedule(f("init_value"), i("decay_steps"), f("alpha"), f("exponent"))
+                .unwrap()
         }
         other => panic!("no mapping for schedule `{other}`"),
     }
@@ -229,7 +273,11 @@ fn every_schedule_matches_optax() {
             flat(&s[key], &mut want);
             for (st, w) in steps.iter().zip(&want) {
                 let st = st.as_i64().unwrap() as i32;
-                let got = if key == "float64" { sch.value(st).unwrap() } else { sch.value_f32(st).unwrap() as f64 };
+                let got = if key == "float64" {
+                    sch.value(st).unwrap()
+                } else {
+                    sch.value_f32(st).unwrap() as f64
+                };
                 if (got - w).abs() > atol + rtol * w.abs() {
                     failures.push(format!("{name}/{key} step {st}: {got} vs {w}"));
                 }
@@ -237,6 +285,11 @@ fn every_schedule_matches_optax() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, 7 * 2 * 21);
 }

@@ -9,6 +9,9 @@
 //! - Float `rem` is C's `fmod` (result has the sign of the dividend), as `lax.rem`.
 //! - `max`/`min` propagate NaN (as `jnp.maximum`); on bool they are `or`/`and`.
 //! - `and`/`or`/`xor` are logical on bool and bitwise on integers.
+//! - Derivatives follow JAX's `lax` rules: on a tie `max`/`min` give each operand half the
+//!   cotangent; `pow`'s derivative in the base is 0 where the exponent is 0, and in the
+//!   exponent is 0 where the base is 0; `rem(a, b)` has d/db = -trunc(a/b).
 
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};

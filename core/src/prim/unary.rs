@@ -12,6 +12,10 @@
 //! - `erf_inv(±1) = ±inf`; `lgamma` is `ln|Γ(x)|` (`+inf` at non-positive integers);
 //!   `digamma` is NaN at non-positive integers (as XLA).
 //! - bf16/f16 compute in f32 and round once.
+//! - Derivatives (the `vjp` rules, shared helpers for the whole elementwise family at the
+//!   end of this file) follow JAX: `abs'(0) = 0`; `sign`, `floor`, `ceil`, `round` have zero
+//!   gradient; integer operands get none. `digamma`'s derivative is [`trigamma`], a
+//!   composite (no primitive), so it can be differentiated again.
 
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::dtype::DType;
