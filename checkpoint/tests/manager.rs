@@ -622,7 +622,8 @@ fn saves_from_several_threads_are_all_committed() {
             let mgr = &mgr;
             s.spawn(move || {
                 for i in 0..5 {
-                    mgr.save(t * 100 + i, &Model::new(i as f32), Value::Null).unwrap();
+                    mgr.save(t * 100 + i, &Model::new(i as f32), Value::Null)
+                        .unwrap();
                 }
             });
         }

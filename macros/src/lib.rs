@@ -6,6 +6,7 @@ use proc_macro::TokenStream;
 
 mod grad;
 mod jit;
+mod module;
 mod tree;
 
 /// Implements `Tree` for a struct: every field is a subtree unless marked `#[tree(static)]`.
@@ -22,6 +23,18 @@ mod tree;
 pub fn derive_tree(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     tree::derive(input).into()
+}
+
+/// Implements `Tree` and ferrax-nn's `Module` for a struct of layers and tensors (Flax NNX
+/// style). Tensor and submodule fields are variables: tensors are parameters unless the
+/// field is `#[module(state)]` (non-trained state such as batch statistics); submodules
+/// report their own kinds. `#[module(static)]` (or `#[tree(static)]`) marks configuration,
+/// `#[module(training)]` a `bool` that `train()` / `eval()` set. `#[module(crate = path)]`
+/// names the nn crate when it is not `::ferrax::nn`.
+#[proc_macro_derive(Module, attributes(module, tree))]
+pub fn derive_module(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    module::derive(input).into()
 }
 
 /// Stages a function: on the first call for a given key (generic parameters, leaf shapes and

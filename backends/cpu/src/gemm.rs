@@ -2,17 +2,22 @@
 //! ([`gemm`]) hides which implementation runs, so the choice can change with measurements.
 //!
 //! The implementation is `matrixmultiply` (with its `threading` feature). Measured on the
-//! 2-core AVX-512 (Zen 4) machine kind, square, both cores, median GFLOP/s over 3 runs:
+//! 2-core AVX-512 (Zen 4) machine kind, square, both cores, while the machine was otherwise
+//! idle; median GFLOP/s, range over 4 runs (`/tmp` harness calling both crates directly):
 //!
-//! | n | matrixmultiply 0.3 | `gemm` 0.18 (stable Rust) |
+//! | n | matrixmultiply 0.3.11 | `gemm` 0.18.2 (stable Rust) |
 //! |---|---|---|
-//! | f32 256 | 88–142 | 116–133 |
-//! | f32 1024 | 139–171 | 123–150 |
-//! | f32 2048 | 158–175 | 132–136 |
-//! | f64 1024 | 67–78 | 61–70 |
+//! | f32 256 | 88–142 | 116–146 |
+//! | f32 1024 | 139–176 | 123–169 |
+//! | f32 2048 | 158–175 | 132–179 |
+//! | f64 1024 | 67–85 | 61–82 |
 //!
-//! `gemm` 0.18 only uses AVX-512 with its `nightly` feature, so on stable it runs AVX2
-//! kernels and loses everywhere but at small n; one dependency is kept.
+//! matrixmultiply had the higher median in 4/4 runs at f32 1024 and f64 1024 and 3/4 at
+//! 2048; `gemm` in 3/4 at 256. `gemm` 0.18 enables its AVX-512 kernels only with its
+//! `nightly` feature, so on stable it runs AVX2 kernels like matrixmultiply; its tree is
+//! 47 crates against 8. One dependency is kept: matrixmultiply. Through the whole stack
+//! (`cargo bench --bench ops -- b1`, idle machine) B1 measured 136 / 184 / 180 GFLOP/s f32
+//! at n = 256 / 1024 / 2048 and 85 GFLOP/s f64 at 1024 (OpenBLAS: ~205 f32, ~103 f64).
 //!
 //! Determinism: matrixmultiply splits work over blocks of the output (its `m` and `n`
 //! loops) and never over `k`; each output element is reduced in the same order whatever

@@ -84,6 +84,72 @@ impl Primitive for BroadcastInDim {
         let summed = crate::prim::reduce::reduce_sum(ct, &axes)?;
         Ok(vec![Some(crate::prim::reshape::reshape(&summed, x.shape())?)])
     }
+    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (x, bd) = crate::prim::reduce::unary_batch_operand(self.name(), args, dims)?;
+        let Some(b) = bd else {
+            return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));
+        };
+        // The batch axis stays where it is in the operand (no transpose copy). `dims` must be
+        // increasing, so in the output it goes right after the axis that carries the operand
+        // axis before it (or first), and later output axes move up by one.
+        let out_b = if b == 0 { 0 } else { self.dims[b - 1] + 1 };
+        let mut shape = self.shape.clone();
+        shape.insert(out_b, x.shape()[b]);
+        let mut new_dims: Vec<usize> = self.dims[..b].to_vec();
+        new_dims.push(out_b);
+        new_dims.extend(self.dims[b..].iter().map(|&d| d + 1));
+        Ok((vec![bind1(BroadcastInDim { shape, dims: new_dims }, &[x])?], vec![Some(out_b)]))
+    }
+}
+
+/// The size of the batch axis shared by the batched operands of a batching rule (an error
+/// if none is batched, or if they disagree).
+pub(crate) fn batch_size(op: &'static str, args: &[Array], dims: &[Option<usize>]) -> Result<usize> {
+    if args.len() != dims.len() {
+        return Err(Error::invalid(
+            op,
+            format!("batching: {} operands but {} batch dims", args.len(), dims.len()),
+        ));
+    }
+    let mut size = None;
+    for (a, d) in args.iter().zip(dims) {
+        let Some(d) = *d else { continue };
+        crate::prim::check_axis(op, d, a.rank())?;
+        let n = a.shape()[d];
+        match size {
+            None => size = Some(n),
+            Some(m) if m != n => {
+                return Err(Error::shape(op, format!("batching: batch sizes differ: {m} vs {n}")));
+            }
+            Some(_) => {}
+        }
+    }
+    size.ok_or_else(|| Error::invalid(op, "batching: no operand is batched"))
+}
+
+/// `x` with its batch axis `d` moved to the front, or (`d = None`, an operand shared by all
+/// examples) broadcast along a new front axis of size `n`: the common layout batching rules
+/// rewrite a primitive in when operands must agree on where the batch axis is.
+pub(crate) fn batch_to_front(x: &Array, d: Option<usize>, n: usize) -> Result<Array> {
+    match d {
+        Some(d) => crate::vmap::move_axis(x, d, 0),
+        None => broadcast_batch(x, 0, n),
+    }
+}
+
+/// An operand shared by all examples, broadcast along a new batch axis of size `n` at
+/// position `at` (`0..=rank`).
+pub(crate) fn broadcast_batch(x: &Array, at: usize, n: usize) -> Result<Array> {
+    if at > x.rank() {
+        return Err(Error::invalid(
+            "batching",
+            format!("batch axis {at} is out of range for an operand of shape {:?}", x.shape()),
+        ));
+    }
+    let mut shape = x.shape().to_vec();
+    shape.insert(at, n);
+    let dims: Vec<usize> = (0..x.rank()).map(|i| if i < at { i } else { i + 1 }).collect();
+    broadcast_in_dim(x, &shape, &dims)
 }
 
 /// Helper: element type → storage, used by kernels generic over `T`.

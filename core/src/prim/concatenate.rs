@@ -62,6 +62,39 @@ impl Primitive for Concatenate {
         });
         Ok(vec![out])
     }
+    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else { return Ok(vec![None; primals.len()]) };
+        if !ct.dtype().is_float() {
+            return Ok(vec![None; primals.len()]);
+        }
+        // Each operand's cotangent is its own stretch of the result's along the axis.
+        let mut off = 0;
+        primals
+            .iter()
+            .map(|x| {
+                let len = x.shape()[self.axis];
+                let part = crate::prim::slice::slice_in_dim(ct, self.axis, off, off + len, 1)?;
+                off += len;
+                Ok(Some(part))
+            })
+            .collect()
+    }
+    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        if dims.iter().all(Option::is_none) {
+            let refs: Vec<&Array> = args.iter().collect();
+            return Ok((vec![bind1(self.clone(), &refs)?], vec![None]));
+        }
+        // Operands must agree on where the batch axis is: bring it to the front (shared
+        // operands are broadcast) and join along the shifted axis.
+        let n = crate::prim::broadcast_in_dim::batch_size("concatenate", args, dims)?;
+        let xs = args
+            .iter()
+            .zip(dims)
+            .map(|(a, d)| crate::prim::broadcast_in_dim::batch_to_front(a, *d, n))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Array> = xs.iter().collect();
+        Ok((vec![bind1(Concatenate { axis: self.axis + 1 }, &refs)?], vec![Some(0)]))
+    }
 }
 
 /// `concatenate` on arrays; a single operand is returned as is.

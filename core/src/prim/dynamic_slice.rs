@@ -97,6 +97,79 @@ impl Primitive for DynamicSlice {
         });
         Ok(vec![out])
     }
+    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+        let mut res = vec![None; primals.len()];
+        let Some(ct) = &cts[0] else { return Ok(res) };
+        let x = &primals[0];
+        if !x.dtype().is_float() {
+            return Ok(res);
+        }
+        // Write the window's cotangent into zeros at the same starts: `dynamic_update_slice`
+        // clamps them exactly as the slice did (same window size), so it lands where the
+        // window was read. Start indices are integers: no cotangent.
+        let zeros = crate::prim::unary::full_like(x, 0.0)?;
+        let starts: Vec<&Array> = primals[1..].iter().collect();
+        res[0] = Some(crate::prim::dynamic_update_slice::dynamic_update_slice(&zeros, ct, &starts)?);
+        Ok(res)
+    }
+    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        if args.len() != self.sizes.len() + 1 || dims.len() != args.len() {
+            return Err(Error::invalid(
+                "dynamic_slice",
+                format!("batching: {} operands and {} batch dims for a rank-{} window", args.len(), dims.len(), self.sizes.len()),
+            ));
+        }
+        if dims.iter().all(Option::is_none) {
+            let refs: Vec<&Array> = args.iter().collect();
+            return Ok((vec![bind1(self.clone(), &refs)?], vec![None]));
+        }
+        let n = crate::prim::broadcast_in_dim::batch_size("dynamic_slice", args, dims)?;
+        let x = crate::prim::broadcast_in_dim::batch_to_front(&args[0], dims[0], n)?;
+        // Shared starts go into one dynamic_slice over the batched operand (batch axis
+        // whole); an axis with per-example starts is kept whole there and cut afterwards by
+        // a gather whose indices are each example's clamped start plus 0..size.
+        let zeros: Vec<Array> = args.iter().map(|a| Array::zeros(&[], a.dtype())).collect();
+        let mut starts: Vec<&Array> = vec![&zeros[1]];
+        let mut sizes = vec![n];
+        for (k, &size) in self.sizes.iter().enumerate() {
+            if dims[k + 1].is_some() {
+                starts.push(&zeros[k + 1]);
+                sizes.push(x.shape()[k + 1]);
+            } else {
+                starts.push(&args[k + 1]);
+                sizes.push(size);
+            }
+        }
+        let mut y = dynamic_slice(&x, &starts, &sizes)?;
+        for (k, &size) in self.sizes.iter().enumerate() {
+            if dims[k + 1].is_none() {
+                continue;
+            }
+            // A batched rank-0 start has shape [n].
+            let hi = x.shape()[k + 1].checked_sub(size).ok_or_else(|| {
+                Error::shape(
+                    "dynamic_slice",
+                    format!("window sizes {:?} do not fit operand shape {:?}", self.sizes, args[0].shape()),
+                )
+            })?;
+            let s = clamp_start(&args[k + 1], hi)?;
+            let mut shape = y.shape().to_vec();
+            shape[k + 1] = size;
+            let base = crate::prim::broadcast_in_dim::broadcast_in_dim(&s, &shape, &[0])?;
+            let offs = crate::prim::iota::iota(s.dtype(), &shape, k + 1)?;
+            let idx = crate::prim::binary::add(&base, &offs)?;
+            y = crate::prim::gather::take_along_axis(&y, &idx, k + 1)?;
+        }
+        Ok((vec![y], vec![Some(0)]))
+    }
+}
+
+/// Start indices clamped into `0..=hi` elementwise, as the kernels clamp them: the
+/// lax-level form batching rules use when starts differ per example.
+pub(crate) fn clamp_start(s: &Array, hi: usize) -> Result<Array> {
+    use crate::prim::binary::{binary_scalar, BinaryOp};
+    let s = binary_scalar(BinaryOp::Min, s, hi as f64)?;
+    binary_scalar(BinaryOp::Max, &s, 0.0)
 }
 
 /// `dynamic_slice` on arrays: `starts` are rank-0 integer arrays, one per axis.

@@ -9,6 +9,7 @@
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
 use crate::prim::dynamic_slice::index_at;
+use crate::prim::scatter_add::IndexMode;
 use crate::prim::Primitive;
 use crate::storage::Storage;
 
@@ -132,6 +133,85 @@ impl Primitive for Gather {
         });
         Ok(vec![out])
     }
+    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else { return Ok(vec![None, None]) };
+        let (x, idx) = (&primals[0], &primals[1]);
+        if !x.dtype().is_float() {
+            return Ok(vec![None, None]);
+        }
+        // Each gathered element sends its cotangent back to the position it was read from;
+        // `Clip` routes clamped (and wrapped negative) indices exactly as the gather read
+        // them, and repeated indices accumulate. Indices are integers: no cotangent.
+        let zeros = crate::prim::unary::full_like(x, 0.0)?;
+        let g = crate::prim::scatter_add::scatter_add(&zeros, idx, ct, self.axis, self.mode, IndexMode::Clip)?;
+        Ok(vec![Some(g), None])
+    }
+    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        use crate::prim::broadcast_in_dim::{batch_size, broadcast_batch};
+        use crate::prim::reduce::batched_axis;
+        let ([x, idx], [xd, id]) = (args, dims) else {
+            return Err(Error::invalid("gather", format!("batching takes 2 operands, got {}", args.len())));
+        };
+        let a = self.axis;
+        let n = || batch_size("gather", args, dims);
+        let (y, out_b) = match (*xd, *id, self.mode) {
+            (None, None, _) => return Ok((vec![gather(x, idx, a, self.mode)?], vec![None])),
+            // Shared indices select along the operand's axis renumbered around the batch axis
+            // (left in place); the batch axis comes out before or after the index axes.
+            (Some(b), None, GatherMode::Take) => {
+                let ax = batched_axis(a, b);
+                let out_b = if b < ax { b } else { b + idx.rank() - 1 };
+                (gather(x, idx, ax, GatherMode::Take)?, out_b)
+            }
+            // AlongAxis indices need the operand's rank: give them the batch axis too.
+            (Some(b), None, GatherMode::AlongAxis) => {
+                let ib = broadcast_batch(idx, b, n()?)?;
+                (gather(x, &ib, batched_axis(a, b), GatherMode::AlongAxis)?, b)
+            }
+            // A shared operand: batched Take indices simply are more index axes.
+            (None, Some(c), GatherMode::Take) => (gather(x, idx, a, GatherMode::Take)?, a + c),
+            (None, Some(c), GatherMode::AlongAxis) => {
+                let xb = broadcast_batch(x, c, n()?)?;
+                (gather(&xb, idx, batched_axis(a, c), GatherMode::AlongAxis)?, c)
+            }
+            (Some(b), Some(c), GatherMode::AlongAxis) => {
+                let x0 = crate::vmap::move_axis(x, b, 0)?;
+                let i0 = crate::vmap::move_axis(idx, c, 0)?;
+                (gather(&x0, &i0, a + 1, GatherMode::AlongAxis)?, 0)
+            }
+            // Each example takes its own indices: flatten to [n, P, d, Q] (P, Q = the axes
+            // before and after `axis`) and [n, M] indices, and gather along axis 2 in the
+            // AlongAxis form with the indices repeated over P and Q.
+            (Some(b), Some(c), GatherMode::Take) => {
+                let x0 = crate::vmap::move_axis(x, b, 0)?;
+                let i0 = crate::vmap::move_axis(idx, c, 0)?;
+                let (flat_x, idx_b) = take_as_along_axis(&x0, &i0, a)?;
+                let g = gather(&flat_x, &idx_b, 2, GatherMode::AlongAxis)?;
+                let mut shape = x0.shape()[..a + 1].to_vec();
+                shape.extend_from_slice(&i0.shape()[1..]);
+                shape.extend_from_slice(&x0.shape()[a + 2..]);
+                (crate::prim::reshape::reshape(&g, &shape)?, 0)
+            }
+        };
+        Ok((vec![y], vec![Some(out_b)]))
+    }
+}
+
+/// The AlongAxis form of a batched Take (both operands batched at axis 0, `axis` counted
+/// without the batch axis): the operand reshaped to `[n, P, d, Q]` and the indices, flattened
+/// to `[n, M]`, broadcast to `[n, P, M, Q]`. Shared with `scatter_add`'s batching rule.
+pub(crate) fn take_as_along_axis(x0: &Array, i0: &Array, axis: usize) -> Result<(Array, Array)> {
+    let s = x0.shape();
+    let (Some(&n), Some(&d)) = (s.first(), s.get(axis + 1)) else {
+        return Err(Error::invalid("gather", format!("axis {axis} is out of range for a batched operand of shape {s:?}")));
+    };
+    let p: usize = s[1..axis + 1].iter().product();
+    let q: usize = s[axis + 2..].iter().product();
+    let m: usize = i0.shape()[1..].iter().product();
+    let flat_x = crate::prim::reshape::reshape(x0, &[n, p, d, q])?;
+    let flat_i = crate::prim::reshape::reshape(i0, &[n, m])?;
+    let idx_b = crate::prim::broadcast_in_dim::broadcast_in_dim(&flat_i, &[n, p, m, q], &[0, 2])?;
+    Ok((flat_x, idx_b))
 }
 
 /// `gather` on arrays.

@@ -95,6 +95,62 @@ impl Primitive for Pad {
         });
         Ok(vec![out])
     }
+    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else { return Ok(vec![None, None]) };
+        if !primals[0].dtype().is_float() {
+            return Ok(vec![None, None]);
+        }
+        // Operand: undo the edges with the opposite pad (a crop where we padded, zeros where
+        // we cropped), which leaves the interior-dilated core, then take every
+        // `interior + 1`-th element of it (JAX's rule).
+        let zero = Array::full(&[], ct.dtype(), 0.0);
+        let unpad: Vec<(i64, i64, usize)> = self.config.iter().map(|&(lo, hi, _)| (-lo, -hi, 0)).collect();
+        let core = pad(ct, &zero, &unpad)?;
+        let start = vec![0; core.rank()];
+        let steps: Vec<usize> = self.config.iter().map(|&(_, _, i)| i + 1).collect();
+        let ct_x = crate::prim::slice::slice(&core, &start, core.shape(), Some(&steps))?;
+        // Padding value: every output position not holding an operand element holds it, so
+        // its cotangent is the total minus the part that went to the operand.
+        let all: Vec<usize> = (0..ct.rank()).collect();
+        let total = crate::prim::reduce::reduce_sum(ct, &all)?;
+        let to_x = crate::prim::reduce::reduce_sum(&ct_x, &all)?;
+        let ct_p = crate::prim::binary::sub(&total, &to_x)?;
+        Ok(vec![Some(ct_x), Some(ct_p)])
+    }
+    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let ([x, p], [xd, pd]) = (args, dims) else {
+            return Err(Error::invalid("pad", format!("takes 2 operands, got {}", args.len())));
+        };
+        match (*xd, *pd) {
+            (None, None) => Ok((vec![bind1(self.clone(), &[x, p])?], vec![None])),
+            // A shared padding value: pad the batched operand with the batch axis (in place)
+            // left alone.
+            (Some(b), None) => {
+                let mut config = self.config.clone();
+                config.insert(b, (0, 0, 0));
+                Ok((vec![pad(x, p, &config)?], vec![Some(b)]))
+            }
+            // One padding value per example: pad with any value, then put each example's
+            // value at the padded positions with a select against a padded mask. Positions
+            // are chosen, not computed, so the result is bit-identical to a per-example pad.
+            (_, Some(_)) => {
+                let n = crate::prim::broadcast_in_dim::batch_size("pad", args, dims)?;
+                let xb = crate::prim::broadcast_in_dim::batch_to_front(x, *xd, n)?;
+                let mut config = vec![(0, 0, 0)];
+                config.extend_from_slice(&self.config);
+                let filler = Array::zeros(&[], x.dtype());
+                let padded = pad(&xb, &filler, &config)?;
+                let holes = pad(
+                    &Array::full(xb.shape(), crate::dtype::DType::Bool, 0.0),
+                    &Array::full(&[], crate::dtype::DType::Bool, 1.0),
+                    &config,
+                )?;
+                // A batched rank-0 value has shape [n].
+                let pv = crate::prim::broadcast_in_dim::broadcast_in_dim(p, padded.shape(), &[0])?;
+                Ok((vec![crate::prim::select::select(&holes, &pv, &padded)?], vec![Some(0)]))
+            }
+        }
+    }
 }
 
 /// Writes every element of `src` (row-major, `shape`) to the output position given by the

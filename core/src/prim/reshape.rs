@@ -3,7 +3,7 @@
 
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
-use crate::prim::Primitive;
+use crate::prim::{Primitive, SimplifyCtx, Simplified};
 use crate::storage::Storage;
 
 /// `reshape[new_shape](x)`: row-major order is kept, only the sizes change.
@@ -40,6 +40,36 @@ impl Primitive for Reshape {
     fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
         // Inputs are contiguous row-major, so the buffer is already the answer.
         Ok(vec![ins[0].data.clone()])
+    }
+    fn simplify(&self, ctx: &dyn SimplifyCtx) -> Option<Simplified> {
+        // Reshapes keep the row-major order, so a reshape of a reshape is a reshape of the
+        // original operand; when the final shape is the original one, that is the operand
+        // itself. The simplifier only substitutes a variable of the same abstract value, and
+        // the operand's shape is not visible here, so returning the candidate is safe: it is
+        // taken exactly when the shapes (and, always, the dtypes) agree.
+        let (p, ins) = ctx.producer(0)?;
+        p.as_any().downcast_ref::<Reshape>()?;
+        ins.first().map(|&v| Simplified::Var(v))
+    }
+    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else { return Ok(vec![None]) };
+        let x = &primals[0];
+        if !x.dtype().is_float() {
+            return Ok(vec![None]);
+        }
+        Ok(vec![Some(reshape(ct, x.shape())?)])
+    }
+    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (x, bd) = crate::prim::reduce::unary_batch_operand(self.name(), args, dims)?;
+        let Some(b) = bd else {
+            return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));
+        };
+        // Row-major order mixes axes, so the batch axis must be outermost for each example's
+        // elements to stay contiguous; then only the sizes after it change.
+        let x = crate::vmap::move_axis(x, b, 0)?;
+        let mut shape = vec![x.shape()[0]];
+        shape.extend_from_slice(&self.new_shape);
+        Ok((vec![reshape(&x, &shape)?], vec![Some(0)]))
     }
 }
 

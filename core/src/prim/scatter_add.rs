@@ -125,6 +125,83 @@ impl Primitive for ScatterAdd {
         });
         Ok(vec![out])
     }
+    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+        use crate::prim::gather::gather;
+        let Some(ct) = &cts[0] else { return Ok(vec![None, None, None]) };
+        let (x, idx) = (&primals[0], &primals[1]);
+        if !x.dtype().is_float() {
+            return Ok(vec![None, None, None]);
+        }
+        // The operand passes through unchanged; each update reads the cotangent at the
+        // position it was added to (a gather, which clips exactly as `Clip` does).
+        let g = gather(ct, idx, self.axis, self.mode)?;
+        let g = match self.indices {
+            IndexMode::Clip => g,
+            // Dropped updates never reached the result: their cotangent is zero, not the
+            // clipped position's.
+            IndexMode::Drop => {
+                let d = x.shape()[self.axis];
+                let kept = in_range(idx, d)?;
+                let kept = match self.mode {
+                    GatherMode::Take => {
+                        let dims: Vec<usize> = (self.axis..self.axis + idx.rank()).collect();
+                        crate::prim::broadcast_in_dim::broadcast_in_dim(&kept, g.shape(), &dims)?
+                    }
+                    GatherMode::AlongAxis => kept,
+                };
+                let zero = crate::prim::unary::full_like(&g, 0.0)?;
+                crate::prim::select::select(&kept, &g, &zero)?
+            }
+        };
+        Ok(vec![Some(ct.clone()), None, Some(g)])
+    }
+    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        use crate::prim::broadcast_in_dim::{batch_size, batch_to_front};
+        let ([x, idx, u], [xd, id, ud]) = (args, dims) else {
+            return Err(Error::invalid("scatter_add", format!("batching takes 3 operands, got {}", args.len())));
+        };
+        if xd.is_none() && id.is_none() && ud.is_none() {
+            return Ok((vec![bind1(self.clone(), &[x, idx, u])?], vec![None]));
+        }
+        // Everything batched (or broadcast) at the front; the scatter axis moves up by one.
+        let n = batch_size("scatter_add", args, dims)?;
+        let x0 = batch_to_front(x, *xd, n)?;
+        let u0 = batch_to_front(u, *ud, n)?;
+        let a = self.axis;
+        let y = match (*id, self.mode) {
+            // Shared Take indices select whole slices of every example alike.
+            (None, GatherMode::Take) => scatter_add(&x0, idx, &u0, a + 1, GatherMode::Take, self.indices)?,
+            (_, GatherMode::AlongAxis) => {
+                let i0 = batch_to_front(idx, *id, n)?;
+                scatter_add(&x0, &i0, &u0, a + 1, GatherMode::AlongAxis, self.indices)?
+            }
+            // Per-example Take indices: the AlongAxis form over [n, P, d, Q] (see
+            // `take_as_along_axis`), with the updates flattened to [n, P, M, Q]. Each
+            // destination still receives its updates in the same order as in a per-example
+            // loop, so sums are bit-identical.
+            (Some(c), GatherMode::Take) => {
+                let i0 = crate::vmap::move_axis(idx, c, 0)?;
+                let (flat_x, idx_b) = crate::prim::gather::take_as_along_axis(&x0, &i0, a)?;
+                let flat_u = crate::prim::reshape::reshape(&u0, idx_b.shape())?;
+                let y = scatter_add(&flat_x, &idx_b, &flat_u, 2, GatherMode::AlongAxis, self.indices)?;
+                crate::prim::reshape::reshape(&y, x0.shape())?
+            }
+        };
+        Ok((vec![y], vec![Some(0)]))
+    }
+}
+
+/// Whether each index addresses an element of an axis of size `d` after a negative index is
+/// wrapped once (`-d <= i < d`): the updates `IndexMode::Drop` keeps.
+fn in_range(idx: &Array, d: usize) -> Result<Array> {
+    use crate::prim::compare::{compare_bcast, CompareOp};
+    let below = compare_bcast(CompareOp::Lt, idx, &Array::full(&[], idx.dtype(), d as f64))?;
+    if idx.dtype() == DType::U32 {
+        // Unsigned indices are never negative.
+        return Ok(below);
+    }
+    let above = compare_bcast(CompareOp::Ge, idx, &Array::full(&[], idx.dtype(), -(d as f64)))?;
+    crate::prim::binary::binary(crate::prim::binary::BinaryOp::And, &below, &above)
 }
 
 impl ScatterAdd {
