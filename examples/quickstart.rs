@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sd[j] = (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f32>() / n as f32).sqrt().max(1e-6);
     }
     // A fixed random split: 450 rows to train, the rest to test.
-    let perm = ferrax::random::permutation(&Key::new(0), n)?.to_vec()?;
+    let perm = ferrax::random::permutation(&Key::new(0), Dyn(n))?.to_vec()?;
     let (train_idx, test_idx) = perm.split_at(450);
     let make = |idx: &[i32]| -> Result<(X, Y), ferrax::Error> {
         let mut xv = Vec::with_capacity(idx.len() * FEATURES);

@@ -162,3 +162,23 @@ fn compiled_results_do_not_depend_on_thread_count() {
     assert!(a.array().bit_eq(b.array()));
     assert!(a.array().bit_eq(c.array()));
 }
+
+#[test]
+fn exact_algebraic_identities_are_removed() {
+    use ferrax::exec::Executable;
+    #[jit]
+    fn ids(x: &Tensor<(C<4>,)>) -> Tensor<(C<4>,)> {
+        (((x * 1.0) / 1.0) - 0.0).exp()
+    }
+    #[jit]
+    fn not_an_identity(x: &Tensor<(C<4>,)>) -> Tensor<(C<4>,)> {
+        // x + 0.0 maps -0.0 to +0.0, so it must stay.
+        x + 0.0
+    }
+    let x = Tensor::<(C<4>,)>::from_vec(vec![-0.0, 1.0, 2.0, -3.0]).unwrap();
+    let exe = Executable::compile(&ids::trace(&x).unwrap()).unwrap();
+    assert_eq!(exe.describe(), vec!["exp".to_string()]);
+    let exe = Executable::compile(&not_an_identity::trace(&x).unwrap()).unwrap();
+    assert!(exe.program().contains_prim("add"));
+    assert_eq!(not_an_identity(&x).to_vec().unwrap()[0].to_bits(), 0.0f32.to_bits());
+}

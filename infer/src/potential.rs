@@ -211,7 +211,7 @@ impl Potential {
     /// [`Potential::output_sites`] order.
     pub fn constrain(&self, z: &[f64]) -> Result<Vec<Vec<f64>>> {
         let outs = self.constrain_exe.run_owned(self.split(z)?)?;
-        outs.iter().map(|o| to_f64(o)).collect()
+        outs.iter().map(|o| Ok(to_f64(o)?)).collect()
     }
 
     /// The flat unconstrained vector of constrained site values (missing sites are an

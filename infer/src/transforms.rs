@@ -313,8 +313,8 @@ impl Transform {
             Transform::CholeskyToCov => {
                 let n = last(x, "CholeskyToCov")?;
                 let l: Vec<Vec<Array>> = (0..n)
-                    .map(|i| (0..n).map(|j| entry(x, i, j)).collect::<ferrax_core::Result<Vec<_>>>())
-                    .collect::<ferrax_core::Result<_>>()?;
+                    .map(|i| (0..n).map(|j| entry(x, i, j)).collect::<Result<Vec<_>>>())
+                    .collect::<Result<_>>()?;
                 let mut e = vec![vec![None; n]; n];
                 for i in 0..n {
                     for j in 0..n {

@@ -16,7 +16,7 @@ fn close(a: &[f32], b: &[f32], tol: f32) {
 }
 
 fn ramp(n: usize, s: f32) -> Vec<f32> {
-    (0..n).map(|i| ((i as f32 * 0.7).sin() * s)).collect()
+    (0..n).map(|i| (i as f32 * 0.7).sin() * s).collect()
 }
 
 #[test]
@@ -235,12 +235,14 @@ fn attention_matches_naive_loops() {
         }
         close(&y, &proj(&mha.out, &o), 1e-5);
     }
-    // The padding mask: hiding key 2 from every query equals causal for the last query only.
-    let mask = Tensor::<(C<1>, C<T>, C<T>), bool>::from_vec(vec![true, true, false, true, true, false, true, true, false]).unwrap();
-    let y = mha.forward_masked(&x, &x, Some(&mask), false).unwrap();
-    assert_eq!(y.dims(), &[1, T, D]);
+    // An explicit lower-triangular mask equals `causal`; a key-padding mask hiding key 2
+    // equals causal for query 1 (which sees keys 0 and 1 either way).
+    let tri = Tensor::<(C<1>, C<T>, C<T>), bool>::from_vec(vec![true, false, false, true, true, false, true, true, true]).unwrap();
     let yc = mha.forward(&x, true).to_vec().unwrap();
-    close(&y.to_vec().unwrap()[..2 * D], &yc[..2 * D], 1e-5);
+    close(&mha.forward_masked(&x, &x, Some(&tri), false).unwrap().to_vec().unwrap(), &yc, 1e-6);
+    let pad = Tensor::<(C<1>, C<T>, C<T>), bool>::from_vec(vec![true, true, false, true, true, false, true, true, false]).unwrap();
+    let yp = mha.forward_masked(&x, &x, Some(&pad), false).unwrap().to_vec().unwrap();
+    close(&yp[D..2 * D], &yc[D..2 * D], 1e-5);
 }
 
 #[test]

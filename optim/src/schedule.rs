@@ -490,7 +490,7 @@ pub fn piecewise_interpolate_schedule(
 }
 
 fn sorted_scales(op: &'static str, bs: &[(i64, f64)]) -> Result<Vec<(i64, f64)>> {
-    if let Some((b, s)) = bs.iter().find(|(_, s)| !(*s >= 0.0)) {
+    if let Some((b, s)) = bs.iter().find(|(_, s)| s.is_nan() || *s < 0.0) {
         return Err(Error::invalid(
             op,
             format!("scales must be non-negative; boundary {b} has {s}"),

@@ -146,7 +146,7 @@ impl crate::prim::SimplifyCtx for Ctx<'_> {
                 let s = a.storage_arc()?;
                 let first = s.get_f64(0);
                 let all_same = (0..s.len()).all(|k| s.get_f64(k).to_bits() == first.to_bits());
-                return (s.len() > 0 && all_same).then_some(first);
+                return (!s.is_empty() && all_same).then_some(first);
             }
             let &k = self.producers.get(&v)?;
             let pe = &self.eqns[k];

@@ -254,6 +254,22 @@ impl Primitive for Binary {
     fn name(&self) -> &'static str {
         self.0.name()
     }
+    /// Bit-exact identities only: `x * 1`, `1 * x`, `x / 1`, `x - 0`, `x + (-0.0)` (and
+    /// `x + 0` for integers). Float `x + 0.0` is not an identity: it turns `-0.0` into `0.0`.
+    fn simplify(&self, ctx: &dyn crate::prim::SimplifyCtx) -> Option<crate::prim::Simplified> {
+        use crate::prim::Simplified::Operand;
+        let is = |i: usize, v: f64| ctx.splat(i).is_some_and(|s| s.to_bits() == v.to_bits());
+        let float = ctx.out_aval().dtype.is_float();
+        match self.0 {
+            BinaryOp::Mul if is(1, 1.0) => Some(Operand(0)),
+            BinaryOp::Mul if is(0, 1.0) => Some(Operand(1)),
+            BinaryOp::Div if is(1, 1.0) => Some(Operand(0)),
+            BinaryOp::Sub if is(1, 0.0) => Some(Operand(0)),
+            BinaryOp::Add if is(1, -0.0) || (!float && is(1, 0.0)) => Some(Operand(0)),
+            BinaryOp::Add if is(0, -0.0) || (!float && is(0, 0.0)) => Some(Operand(1)),
+            _ => None,
+        }
+    }
     fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
         let info = self.0.info();
         if ins.len() != 2 {
@@ -431,6 +447,34 @@ impl Elementwise for Binary {
     fn apply_f64(&self, ins: &[&[f64]], out: &mut [f64]) -> bool {
         self.0.apply_f64(ins[0], ins[1], out);
         true
+    }
+    fn cuda_expr(&self, args: &[String], dtype: crate::dtype::DType) -> Option<String> {
+        match args {
+            [a, b] => self.0.cuda_expr(a, b, dtype),
+            _ => None,
+        }
+    }
+}
+
+impl BinaryOp {
+    /// The CUDA C expression for this op on `a` and `b` (compute type `float`, or `double`
+    /// when `dtype` is f64). `max`/`min` use NaN-propagating helpers (CUDA's `fmaxf` drops
+    /// NaN); `rem` is `fmod`, as the host form. `None` for the bitwise ops.
+    pub fn cuda_expr(self, a: &str, b: &str, dtype: crate::dtype::DType) -> Option<String> {
+        use BinaryOp::*;
+        let f = if dtype == crate::dtype::DType::F64 { "" } else { "f" };
+        Some(match self {
+            Add => format!("({a} + {b})"),
+            Sub => format!("({a} - {b})"),
+            Mul => format!("({a} * {b})"),
+            Div => format!("({a} / {b})"),
+            Rem => format!("fmod{f}({a}, {b})"),
+            Pow => format!("pow{f}({a}, {b})"),
+            Max => format!("fx_max({a}, {b})"),
+            Min => format!("fx_min({a}, {b})"),
+            Atan2 => format!("atan2{f}({a}, {b})"),
+            And | Or | Xor => return None,
+        })
     }
 }
 

@@ -195,7 +195,13 @@ fn cumprod_vjp(x: &Array, ct: &Array, axis: usize, reverse: bool) -> Result<Arra
 /// the most recent tied element, as `torch.cummax`'s indices do (JAX, which differentiates
 /// its associative scan of `max`, splits ties instead). The positions come from a comparison,
 /// so they carry no derivative; the rule is a `scatter_add`, linear in `ct`.
-fn cum_extreme_vjp(x: &Array, out: &Array, ct: &Array, axis: usize, reverse: bool) -> Result<Array> {
+fn cum_extreme_vjp(
+    x: &Array,
+    out: &Array,
+    ct: &Array,
+    axis: usize,
+    reverse: bool,
+) -> Result<Array> {
     let shape = x.shape();
     let n = shape[axis];
     if x.numel() == 0 {

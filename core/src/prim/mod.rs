@@ -115,6 +115,14 @@ pub trait Elementwise: Send + Sync {
     fn apply_f32(&self, ins: &[&[f32]], out: &mut [f32]) -> bool;
     /// The same over f64 chunks.
     fn apply_f64(&self, ins: &[&[f64]], out: &mut [f64]) -> bool;
+    /// The CUDA C form: an expression computing one element from the operands' expressions
+    /// `args`, which already have the compute type (`float` for f32, bf16 and f16; `double`
+    /// for f64, the `dtype` passed). Helpers named `fx_*` come from the CUDA backend's
+    /// prelude. `None` (the default) means no device form: the region is not fused on GPUs.
+    fn cuda_expr(&self, args: &[String], dtype: crate::dtype::DType) -> Option<String> {
+        let _ = (args, dtype);
+        None
+    }
 }
 
 /// Row-major strides (in elements) of a shape.

@@ -888,6 +888,55 @@ impl Elementwise for Unary {
         self.0.apply_f64(ins[0], out);
         true
     }
+    fn cuda_expr(&self, args: &[String], dtype: DType) -> Option<String> {
+        self.0.cuda_expr(args.first()?, dtype)
+    }
+}
+
+impl UnaryOp {
+    /// The CUDA C expression for this op applied to `x` (compute type `float`, or `double`
+    /// when `dtype` is f64). Mirrors the host forms: `round` is `rint` (ties to even under
+    /// the default rounding mode), `rsqrt` is `1 / sqrt` (the `rsqrtf` intrinsic is an
+    /// approximation). `None` for ops without a float-valued form (`not`, `is_finite`).
+    pub fn cuda_expr(self, x: &str, dtype: DType) -> Option<String> {
+        use UnaryOp::*;
+        let (f, one) = if dtype == DType::F64 { ("", "1.0") } else { ("f", "1.0f") };
+        let call = |name: &str| format!("{name}{f}({x})");
+        Some(match self {
+            Neg => format!("(-{x})"),
+            Sign => format!("fx_sign({x})"),
+            Abs => call("fabs"),
+            Floor => call("floor"),
+            Ceil => call("ceil"),
+            Round => call("rint"),
+            Exp => call("exp"),
+            Expm1 => call("expm1"),
+            Log => call("log"),
+            Log1p => call("log1p"),
+            Sqrt => call("sqrt"),
+            Rsqrt => format!("({one} / sqrt{f}({x}))"),
+            Cbrt => call("cbrt"),
+            Sin => call("sin"),
+            Cos => call("cos"),
+            Tan => call("tan"),
+            Asin => call("asin"),
+            Acos => call("acos"),
+            Atan => call("atan"),
+            Sinh => call("sinh"),
+            Cosh => call("cosh"),
+            Tanh => call("tanh"),
+            Asinh => call("asinh"),
+            Acosh => call("acosh"),
+            Atanh => call("atanh"),
+            Logistic => format!("fx_logistic({x})"),
+            Erf => call("erf"),
+            Erfc => call("erfc"),
+            ErfInv => call("erfinv"),
+            Lgamma => call("lgamma"),
+            Digamma => format!("fx_digamma({x})"),
+            IsFinite | Not => return None,
+        })
+    }
 }
 
 fn pred_f32(op: UnaryOp, xs: &[f32], out: &mut [bool]) {

@@ -73,7 +73,7 @@ impl ExpandLast for Array {
 
 /// `m[..., i, j]` of a matrix-valued array.
 pub(crate) fn entry(m: &Array, i: usize, j: usize) -> Result<Array> {
-    index_last(&index_last(m, j)?, i)
+    Ok(index_last(&index_last(m, j)?, i)?)
 }
 
 /// Builds `[..., n, n]` from entries `e[i][j]` (each of the batch shape; `None` = 0).

@@ -2,9 +2,9 @@
 //! rest by `1 / (1 - rate)`; the identity in evaluation mode.
 
 use crate::rngs::Rngs;
-use ferrax_core::ops::arith::try_where;
+use ferrax_core::prim::select::select_bcast;
 use ferrax_core::random::{bernoulli, Key};
-use ferrax_core::{Error, Float, Result, Shape, Tensor};
+use ferrax_core::{Array, Error, Float, Result, Shape, Tensor};
 use ferrax_macros::Module;
 
 /// Dropout with rate `rate` (Flax's `nnx.Dropout`). The mask is
@@ -66,13 +66,12 @@ impl Dropout {
             return Ok(Tensor::zeros_shape(x.shape()));
         }
         let keep = bernoulli(key, 1.0 - self.rate, x.shape())?;
-        let kept = Tensor::<S, E>::from_array(ferrax_core::prim::binary::binary_scalar(
+        let kept = ferrax_core::prim::binary::binary_scalar(
             ferrax_core::prim::binary::BinaryOp::Div,
             x.array(),
             1.0 - self.rate,
-        )?)?;
-        let zero = Tensor::<(), E>::scalar(E::zero());
-        let y = try_where(&keep, &kept, &zero)?;
-        y.try_cast_shape()
+        )?;
+        let zero = Array::zeros(&[], E::DTYPE);
+        Tensor::from_array(select_bcast(keep.array(), &kept, &zero)?)
     }
 }
