@@ -45,7 +45,9 @@ impl Constraint {
     pub fn event_dim(&self) -> usize {
         match self {
             Constraint::RealVector | Constraint::Simplex | Constraint::OrderedVector => 1,
-            Constraint::LowerCholesky | Constraint::CorrCholesky | Constraint::PositiveDefinite => 2,
+            Constraint::LowerCholesky | Constraint::CorrCholesky | Constraint::PositiveDefinite => {
+                2
+            }
             Constraint::Independent(c, n) => c.event_dim() + n,
             _ => 0,
         }
@@ -54,7 +56,9 @@ impl Constraint {
     /// sampled by HMC/NUTS).
     pub fn is_discrete(&self) -> bool {
         match self {
-            Constraint::Boolean | Constraint::NonNegativeInteger | Constraint::IntegerInterval(..) => true,
+            Constraint::Boolean
+            | Constraint::NonNegativeInteger
+            | Constraint::IntegerInterval(..) => true,
             Constraint::Independent(c, _) => c.is_discrete(),
             _ => false,
         }

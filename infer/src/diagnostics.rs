@@ -63,7 +63,16 @@ fn autocov(c: &[f64], max_lag: usize) -> Vec<f64> {
     let n = c.len();
     let m = mean(c);
     let d: Vec<f64> = c.iter().map(|v| v - m).collect();
-    (0..max_lag.min(n)).map(|k| d[..n - k].iter().zip(&d[k..]).map(|(a, b)| a * b).sum::<f64>() / n as f64).collect()
+    (0..max_lag.min(n))
+        .map(|k| {
+            d[..n - k]
+                .iter()
+                .zip(&d[k..])
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect()
 }
 
 /// Effective sample size (NumPyro's `effective_sample_size`: Geyer's initial monotone
@@ -155,7 +164,11 @@ pub fn ess_tail(x: &[Vec<f64>]) -> f64 {
     let q05 = quantile(&pooled, 0.05);
     let q95 = quantile(&pooled, 0.95);
     let s = split_chains(x);
-    let ind = |q: f64| -> Vec<Vec<f64>> { s.iter().map(|c| c.iter().map(|&v| if v <= q { 1.0 } else { 0.0 }).collect()).collect() };
+    let ind = |q: f64| -> Vec<Vec<f64>> {
+        s.iter()
+            .map(|c| c.iter().map(|&v| if v <= q { 1.0 } else { 0.0 }).collect())
+            .collect()
+    };
     effective_sample_size(&ind(q05)).min(effective_sample_size(&ind(q95)))
 }
 
@@ -227,7 +240,10 @@ impl SummaryRow {
         let m = mean(&pooled);
         let sd = var(&pooled, 1.0).sqrt();
         let ess_mean = effective_sample_size(x);
-        let z: Vec<Vec<f64>> = x.iter().map(|c| c.iter().map(|v| (v - m) * (v - m)).collect()).collect();
+        let z: Vec<Vec<f64>> = x
+            .iter()
+            .map(|c| c.iter().map(|v| (v - m) * (v - m)).collect())
+            .collect();
         let zp: Vec<f64> = z.iter().flatten().copied().collect();
         let mcse_sd = var(&zp, 1.0).sqrt() / effective_sample_size(&z).sqrt() / (2.0 * sd);
         SummaryRow {

@@ -43,15 +43,24 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(what: &'static str, msg: impl Into<String>) -> Self {
-        Error::Invalid { what, msg: msg.into() }
+        Error::Invalid {
+            what,
+            msg: msg.into(),
+        }
     }
     /// Shorthand for [`Error::Site`].
     pub fn site(site: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Site { site: site.into(), msg: msg.into() }
+        Error::Site {
+            site: site.into(),
+            msg: msg.into(),
+        }
     }
     /// Shorthand for [`Error::Unsupported`].
     pub fn unsupported(what: &'static str, msg: impl Into<String>) -> Self {
-        Error::Unsupported { what, msg: msg.into() }
+        Error::Unsupported {
+            what,
+            msg: msg.into(),
+        }
     }
 }
 

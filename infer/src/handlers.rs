@@ -117,7 +117,11 @@ impl Site {
             None => lp,
         };
         let s = lp.sum_all()?;
-        Ok(Some(if self.scale != 1.0 { s.mulc(self.scale)? } else { s }))
+        Ok(Some(if self.scale != 1.0 {
+            s.mulc(self.scale)?
+        } else {
+            s
+        }))
     }
 }
 
@@ -188,11 +192,17 @@ fn default_process(site: &mut Site) -> Result<()> {
                     "no random key to draw a value: run the model inside `seed(key, ...)`, or give the site a value (substitute / condition)",
                 )
             })?;
-            let d = site.dist.as_ref().expect("sample sites carry a distribution");
+            let d = site
+                .dist
+                .as_ref()
+                .expect("sample sites carry a distribution");
             site.value = Some(d.sample(&key, &[])?);
         }
         SiteKind::PrngKey if site.rng_key.is_none() => {
-            return Err(Error::site(&site.name, "plate subsampling needs a random key: run the model inside `seed(key, ...)`"));
+            return Err(Error::site(
+                &site.name,
+                "plate subsampling needs a random key: run the model inside `seed(key, ...)`",
+            ));
         }
         _ => {}
     }
@@ -207,7 +217,8 @@ pub fn sample(name: &str, dist: impl Distribution + 'static, obs: Option<Array>)
     site.is_observed = obs.is_some();
     site.value = obs;
     let site = apply_stack(site)?;
-    site.value.ok_or_else(|| Error::site(name, "no value was produced"))
+    site.value
+        .ok_or_else(|| Error::site(name, "no value was produced"))
 }
 
 /// A parameter with initial value `init` (substitute/SVI replace it).
@@ -215,7 +226,8 @@ pub fn param(name: &str, init: Array) -> Result<Array> {
     let mut site = Site::new(name, SiteKind::Param);
     site.value = Some(init);
     let site = apply_stack(site)?;
-    site.value.ok_or_else(|| Error::site(name, "no value was produced"))
+    site.value
+        .ok_or_else(|| Error::site(name, "no value was produced"))
 }
 
 /// Records `value` under `name` (returned unchanged unless a handler substitutes it).
@@ -223,7 +235,8 @@ pub fn deterministic(name: &str, value: Array) -> Result<Array> {
     let mut site = Site::new(name, SiteKind::Deterministic);
     site.value = Some(value);
     let site = apply_stack(site)?;
-    site.value.ok_or_else(|| Error::site(name, "no value was produced"))
+    site.value
+        .ok_or_else(|| Error::site(name, "no value was produced"))
 }
 
 /// Adds `log_factor` (summed) to the model's log density.
@@ -237,7 +250,8 @@ pub fn factor(name: &str, log_factor: Array) -> Result<()> {
 
 fn prng_key(name: &str) -> Result<Key> {
     let site = apply_stack(Site::new(name, SiteKind::PrngKey))?;
-    site.rng_key.ok_or_else(|| Error::site(name, "no random key"))
+    site.rng_key
+        .ok_or_else(|| Error::site(name, "no random key"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -330,7 +344,9 @@ impl Messenger for TraceH {
 
 /// Runs `f` and records every site it reaches. Two sites with one name are an error.
 pub fn trace<R>(f: impl FnOnce() -> Result<R>) -> Result<(R, Trace)> {
-    let h = Rc::new(RefCell::new(TraceH { tr: Trace::default() }));
+    let h = Rc::new(RefCell::new(TraceH {
+        tr: Trace::default(),
+    }));
     let r = with_handler(h.clone(), f)?;
     let tr = std::mem::take(&mut h.borrow_mut().tr);
     Ok((r, tr))
@@ -362,12 +378,24 @@ impl Messenger for SubstituteH {
 /// Runs `f` with the values of the named sample / param sites replaced (they stay latent:
 /// this is how a log density is evaluated at a point).
 pub fn substitute<R>(values: HashMap<String, Array>, f: impl FnOnce() -> Result<R>) -> Result<R> {
-    with_handler(Rc::new(RefCell::new(SubstituteH { values, observe: false })), f)
+    with_handler(
+        Rc::new(RefCell::new(SubstituteH {
+            values,
+            observe: false,
+        })),
+        f,
+    )
 }
 
 /// Runs `f` with the named sample sites observed at the given values.
 pub fn condition<R>(data: HashMap<String, Array>, f: impl FnOnce() -> Result<R>) -> Result<R> {
-    with_handler(Rc::new(RefCell::new(SubstituteH { values: data, observe: true })), f)
+    with_handler(
+        Rc::new(RefCell::new(SubstituteH {
+            values: data,
+            observe: true,
+        })),
+        f,
+    )
 }
 
 struct BlockH<F: Fn(&Site) -> bool> {
@@ -383,7 +411,10 @@ impl<F: Fn(&Site) -> bool> Messenger for BlockH<F> {
 }
 
 /// Runs `f` with the sites `hide` selects invisible to handlers outside this one.
-pub fn block<R>(hide: impl Fn(&Site) -> bool + 'static, f: impl FnOnce() -> Result<R>) -> Result<R> {
+pub fn block<R>(
+    hide: impl Fn(&Site) -> bool + 'static,
+    f: impl FnOnce() -> Result<R>,
+) -> Result<R> {
     with_handler(Rc::new(RefCell::new(BlockH { hide })), f)
 }
 
@@ -425,7 +456,10 @@ impl Messenger for ScaleH {
 /// Runs `f` with every log density multiplied by `factor` (> 0).
 pub fn scale<R>(factor: f64, f: impl FnOnce() -> Result<R>) -> Result<R> {
     if !(factor > 0.0 && factor.is_finite()) {
-        return Err(Error::invalid("scale", format!("the factor must be positive and finite, got {factor}")));
+        return Err(Error::invalid(
+            "scale",
+            format!("the factor must be positive and finite, got {factor}"),
+        ));
     }
     with_handler(Rc::new(RefCell::new(ScaleH { factor })), f)
 }
@@ -446,7 +480,10 @@ impl Messenger for MaskH {
 /// Runs `f` with log densities zeroed where `mask` (bool) is false.
 pub fn mask<R>(mask: Array, f: impl FnOnce() -> Result<R>) -> Result<R> {
     if mask.dtype() != DType::Bool {
-        return Err(Error::invalid("mask", format!("the mask must be bool, got {}", mask.dtype())));
+        return Err(Error::invalid(
+            "mask",
+            format!("the mask must be bool, got {}", mask.dtype()),
+        ));
     }
     with_handler(Rc::new(RefCell::new(MaskH { mask })), f)
 }
@@ -456,7 +493,10 @@ struct PlateH {
 }
 impl Messenger for PlateH {
     fn process(&mut self, s: &mut Site) -> Result<()> {
-        if !matches!(s.kind, SiteKind::Sample | SiteKind::Factor | SiteKind::Deterministic) {
+        if !matches!(
+            s.kind,
+            SiteKind::Sample | SiteKind::Factor | SiteKind::Deterministic
+        ) {
             return Ok(());
         }
         s.plates.insert(0, self.frame.clone());
@@ -504,10 +544,18 @@ thread_local! {
 /// (-1 for the outermost plate... counted from the right in nesting order) and, with
 /// `subsample_size`, `f` receives a random subset of indices and log densities are scaled
 /// by `size / subsample_size`. `f` gets the (i32) indices of this run.
-pub fn plate<R>(name: &str, size: usize, subsample_size: Option<usize>, f: impl FnOnce(&Array) -> Result<R>) -> Result<R> {
+pub fn plate<R>(
+    name: &str,
+    size: usize,
+    subsample_size: Option<usize>,
+    f: impl FnOnce(&Array) -> Result<R>,
+) -> Result<R> {
     let sub = subsample_size.unwrap_or(size);
     if sub == 0 || sub > size {
-        return Err(Error::invalid("plate", format!("`{name}`: subsample_size {sub} must be in 1..={size}")));
+        return Err(Error::invalid(
+            "plate",
+            format!("`{name}`: subsample_size {sub} must be in 1..={size}"),
+        ));
     }
     let idx = if sub < size {
         let key = prng_key(name)?;
@@ -518,7 +566,12 @@ pub fn plate<R>(name: &str, size: usize, subsample_size: Option<usize>, f: impl 
         ferrax_core::prim::iota::arange(DType::I32, size)?
     };
     let depth = PLATE_DEPTH.with(|d| *d.borrow());
-    let frame = PlateFrame { name: name.to_string(), size, subsample_size: sub, dim: -(depth as isize) - 1 };
+    let frame = PlateFrame {
+        name: name.to_string(),
+        size,
+        subsample_size: sub,
+        dim: -(depth as isize) - 1,
+    };
     struct DepthGuard(usize);
     impl Drop for DepthGuard {
         fn drop(&mut self) {

@@ -216,7 +216,8 @@ impl ArrayMath for Array {
     fn softplus(&self) -> Result<Array> {
         // max(x, 0) + log1p(exp(-|x|)): no overflow for large x, no loss for small.
         let zero = scalar_like(self, 0.0)?;
-        self.maximum(&zero)?.add(&self.abs()?.neg()?.exp()?.log1p()?)
+        self.maximum(&zero)?
+            .add(&self.abs()?.neg()?.exp()?.log1p()?)
     }
     fn log_sigmoid(&self) -> Result<Array> {
         self.neg()?.softplus()?.neg()
@@ -252,7 +253,10 @@ impl ArrayMath for Array {
         if n > r {
             return Err(ferrax_core::Error::shape(
                 "sum_last",
-                format!("cannot sum the last {n} axes of a rank-{r} array {:?}", self.shape()),
+                format!(
+                    "cannot sum the last {n} axes of a rank-{r} array {:?}",
+                    self.shape()
+                ),
             ));
         }
         let axes: Vec<usize> = (r - n..r).collect();
@@ -328,7 +332,11 @@ pub fn index_last(x: &Array, i: usize) -> Result<Array> {
     }
     let mask: Vec<bool> = (0..k).map(|j| j == i).collect();
     let mask = Array::from_vec(vec![k], mask)?;
-    let mask = if x.is_tracer() { ferrax_core::trace::lift_concrete(&mask)? } else { mask };
+    let mask = if x.is_tracer() {
+        ferrax_core::trace::lift_concrete(&mask)?
+    } else {
+        mask
+    };
     select_bcast(&mask, x, &scalar_like(x, 0.0)?)?.sum_last(1)
 }
 
@@ -336,7 +344,10 @@ pub fn index_last(x: &Array, i: usize) -> Result<Array> {
 /// broadcasts and selects (differentiable with elementwise rules alone).
 pub fn stack_last(xs: &[Array]) -> Result<Array> {
     let Some(first) = xs.first() else {
-        return Err(ferrax_core::Error::invalid("stack_last", "nothing to stack"));
+        return Err(ferrax_core::Error::invalid(
+            "stack_last",
+            "nothing to stack",
+        ));
     };
     let mut shape = first.shape().to_vec();
     for x in xs {
@@ -348,10 +359,18 @@ pub fn stack_last(xs: &[Array]) -> Result<Array> {
     let mut acc = broadcast_to(&scalar_like(first, 0.0)?, &out_shape)?;
     let dims: Vec<usize> = (0..shape.len()).collect();
     for (i, x) in xs.iter().enumerate() {
-        let xb = ferrax_core::prim::broadcast_in_dim::broadcast_in_dim(&x.bcast(&shape)?, &out_shape, &dims)?;
+        let xb = ferrax_core::prim::broadcast_in_dim::broadcast_in_dim(
+            &x.bcast(&shape)?,
+            &out_shape,
+            &dims,
+        )?;
         let mask: Vec<bool> = (0..k).map(|j| j == i).collect();
         let mask = Array::from_vec(vec![k], mask)?;
-        let mask = if xb.is_tracer() { ferrax_core::trace::lift_concrete(&mask)? } else { mask };
+        let mask = if xb.is_tracer() {
+            ferrax_core::trace::lift_concrete(&mask)?
+        } else {
+            mask
+        };
         acc = select_bcast(&mask, &xb, &acc)?;
     }
     Ok(acc)

@@ -43,18 +43,27 @@ pub struct Potential {
 
 impl std::fmt::Debug for Potential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Potential").field("sites", &self.sites).field("dim", &self.dim).finish()
+        f.debug_struct("Potential")
+            .field("sites", &self.sites)
+            .field("dim", &self.dim)
+            .finish()
     }
 }
 
 /// Runs `body` inside `trace_fn`, carrying an infer error out through core's error type.
-fn trace_with(avals: &[AVal], body: impl FnOnce(&[Array]) -> Result<Vec<Array>>) -> Result<ferrax_core::ir::Program> {
+fn trace_with(
+    avals: &[AVal],
+    body: impl FnOnce(&[Array]) -> Result<Vec<Array>>,
+) -> Result<ferrax_core::ir::Program> {
     let mut err = None;
     let r = ferrax_core::trace::trace_fn(avals, |xs| match body(xs) {
         Ok(v) => Ok(v),
         Err(e) => {
             err = Some(e);
-            Err(ferrax_core::Error::invalid("potential", "the model failed while being traced"))
+            Err(ferrax_core::Error::invalid(
+                "potential",
+                "the model failed while being traced",
+            ))
         }
     });
     if let Some(e) = err {
@@ -62,7 +71,10 @@ fn trace_with(avals: &[AVal], body: impl FnOnce(&[Array]) -> Result<Vec<Array>>)
     }
     let (prog, captured) = r?;
     if !captured.is_empty() {
-        return Err(Error::invalid("potential", "the model captured a traced value from an enclosing trace"));
+        return Err(Error::invalid(
+            "potential",
+            "the model captured a traced value from an enclosing trace",
+        ));
     }
     Ok(prog)
 }
@@ -95,13 +107,20 @@ impl Potential {
                 shape: v.shape().to_vec(),
                 unconstrained_shape: ushape,
                 transform,
-                dtype: if v.dtype().is_float() { v.dtype() } else { DType::F64 },
+                dtype: if v.dtype().is_float() {
+                    v.dtype()
+                } else {
+                    DType::F64
+                },
                 offset,
                 size,
             });
             offset += size;
         }
-        let avals: Vec<AVal> = sites.iter().map(|s| AVal::new(s.unconstrained_shape.clone(), s.dtype)).collect();
+        let avals: Vec<AVal> = sites
+            .iter()
+            .map(|s| AVal::new(s.unconstrained_shape.clone(), s.dtype))
+            .collect();
         let names: Vec<String> = sites.iter().map(|s| s.name.clone()).collect();
         // Potential energy: -(log joint at t(u) + sum log|det J_t(u)|).
         let prog = trace_with(&avals, |us| {
@@ -118,28 +137,54 @@ impl Potential {
         let joint = ferrax_core::ad::vjp_program(&prog, &vec![true; sites.len()])?;
         let grad_exe = Executable::compile(&joint)?;
         // Constrained values and deterministic sites, for the output.
-        let mut out_names: Vec<(String, Vec<usize>)> = sites.iter().map(|s| (s.name.clone(), s.shape.clone())).collect();
+        let mut out_names: Vec<(String, Vec<usize>)> = sites
+            .iter()
+            .map(|s| (s.name.clone(), s.shape.clone()))
+            .collect();
         for s in tr.sites() {
             if s.kind == SiteKind::Deterministic {
-                out_names.push((s.name.clone(), s.value.as_ref().map(|v| v.shape().to_vec()).unwrap_or_default()));
+                out_names.push((
+                    s.name.clone(),
+                    s.value
+                        .as_ref()
+                        .map(|v| v.shape().to_vec())
+                        .unwrap_or_default(),
+                ));
             }
         }
-        let det_names: Vec<String> = out_names[sites.len()..].iter().map(|(n, _)| n.clone()).collect();
+        let det_names: Vec<String> = out_names[sites.len()..]
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
         let cprog = trace_with(&avals, |us| {
             let (vals, _) = Self::constrain_traced(&sites, us)?;
             let (_, tr) = trace(|| substitute(vals.clone(), model))?;
-            let mut outs: Vec<Array> = sites.iter().map(|s| vals[&s.name].cast(DType::F64)).collect::<ferrax_core::Result<_>>()?;
+            let mut outs: Vec<Array> = sites
+                .iter()
+                .map(|s| vals[&s.name].cast(DType::F64))
+                .collect::<ferrax_core::Result<_>>()?;
             for n in &det_names {
-                let v = tr.value(n).ok_or_else(|| Error::site(n, "deterministic site missing in a later run"))?;
+                let v = tr
+                    .value(n)
+                    .ok_or_else(|| Error::site(n, "deterministic site missing in a later run"))?;
                 outs.push(v.cast(DType::F64)?);
             }
             Ok(outs)
         })?;
         let constrain_exe = Executable::compile(&cprog)?;
-        Ok(Potential { sites, grad_exe, constrain_exe, out_names, dim: offset })
+        Ok(Potential {
+            sites,
+            grad_exe,
+            constrain_exe,
+            out_names,
+            dim: offset,
+        })
     }
 
-    fn constrain_traced(sites: &[LatentSite], us: &[Array]) -> Result<(HashMap<String, Array>, Option<Array>)> {
+    fn constrain_traced(
+        sites: &[LatentSite],
+        us: &[Array],
+    ) -> Result<(HashMap<String, Array>, Option<Array>)> {
         let mut vals = HashMap::new();
         let mut ladj: Option<Array> = None;
         for (s, u) in sites.iter().zip(us) {
@@ -181,11 +226,24 @@ impl Potential {
 
     fn split(&self, z: &[f64]) -> Result<Vec<Array>> {
         if z.len() != self.dim {
-            return Err(Error::invalid("potential", format!("expected {} unconstrained values, got {}", self.dim, z.len())));
+            return Err(Error::invalid(
+                "potential",
+                format!(
+                    "expected {} unconstrained values, got {}",
+                    self.dim,
+                    z.len()
+                ),
+            ));
         }
         self.sites
             .iter()
-            .map(|s| Ok(Array::from_vec(s.unconstrained_shape.clone(), z[s.offset..s.offset + s.size].to_vec())?.cast(s.dtype)?))
+            .map(|s| {
+                Ok(Array::from_vec(
+                    s.unconstrained_shape.clone(),
+                    z[s.offset..s.offset + s.size].to_vec(),
+                )?
+                .cast(s.dtype)?)
+            })
             .collect()
     }
 
@@ -219,10 +277,15 @@ impl Potential {
     pub fn unconstrain(&self, values: &HashMap<String, Array>) -> Result<Vec<f64>> {
         let mut z = vec![0.0; self.dim];
         for s in &self.sites {
-            let v = values.get(&s.name).ok_or_else(|| Error::site(&s.name, "no value given for this latent site"))?;
+            let v = values
+                .get(&s.name)
+                .ok_or_else(|| Error::site(&s.name, "no value given for this latent site"))?;
             let u = to_f64(&s.transform.inverse(&v.cast(s.dtype)?)?)?;
             if u.len() != s.size {
-                return Err(Error::site(&s.name, format!("expected {} unconstrained entries, got {}", s.size, u.len())));
+                return Err(Error::site(
+                    &s.name,
+                    format!("expected {} unconstrained entries, got {}", s.size, u.len()),
+                ));
             }
             z[s.offset..s.offset + s.size].copy_from_slice(&u);
         }

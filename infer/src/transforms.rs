@@ -68,23 +68,34 @@ pub fn biject_to(c: &Constraint) -> Result<Transform> {
         Constraint::Positive => Transform::Exp,
         Constraint::GreaterThan(lo) => Transform::Compose(vec![
             Transform::Exp,
-            Transform::Affine { loc: lo.clone(), scale: Array::full(&[], lo.dtype(), 1.0) },
+            Transform::Affine {
+                loc: lo.clone(),
+                scale: Array::full(&[], lo.dtype(), 1.0),
+            },
         ]),
         Constraint::Interval(lo, hi) => Transform::Compose(vec![
             Transform::Sigmoid,
-            Transform::Affine { loc: lo.clone(), scale: hi.sub(lo)? },
+            Transform::Affine {
+                loc: lo.clone(),
+                scale: hi.sub(lo)?,
+            },
         ]),
         Constraint::UnitInterval => Transform::Sigmoid,
         Constraint::Simplex => Transform::StickBreaking,
         Constraint::OrderedVector => Transform::Ordered,
         Constraint::LowerCholesky => Transform::LowerCholesky,
         Constraint::CorrCholesky => Transform::CorrCholesky,
-        Constraint::PositiveDefinite => Transform::Compose(vec![Transform::LowerCholesky, Transform::CholeskyToCov]),
+        Constraint::PositiveDefinite => {
+            Transform::Compose(vec![Transform::LowerCholesky, Transform::CholeskyToCov])
+        }
         Constraint::Independent(c, n) => Transform::Independent(Box::new(biject_to(c)?), *n),
         other => {
             return Err(Error::unsupported(
                 "biject_to",
-                format!("the discrete constraint `{}` has no bijection to real space", other.name()),
+                format!(
+                    "the discrete constraint `{}` has no bijection to real space",
+                    other.name()
+                ),
             ))
         }
     })
@@ -99,13 +110,20 @@ fn tiny_eps(dt: DType) -> (f64, f64) {
 }
 
 fn last(x: &Array, what: &'static str) -> Result<usize> {
-    x.shape().last().copied().ok_or_else(|| Error::invalid(what, "expected a vector event (rank >= 1), got a scalar"))
+    x.shape()
+        .last()
+        .copied()
+        .ok_or_else(|| Error::invalid(what, "expected a vector event (rank >= 1), got a scalar"))
 }
 
 /// `n` with `n (n + 1) / 2 == m` (or `n (n - 1) / 2 == m` when `strict`).
 fn tri_side(m: usize, strict: bool, what: &'static str) -> Result<usize> {
     for n in 0..=m + 1 {
-        let t = if strict { n * n.saturating_sub(1) / 2 } else { n * (n + 1) / 2 };
+        let t = if strict {
+            n * n.saturating_sub(1) / 2
+        } else {
+            n * (n + 1) / 2
+        };
         if t == m {
             return Ok(n);
         }
@@ -113,7 +131,10 @@ fn tri_side(m: usize, strict: bool, what: &'static str) -> Result<usize> {
             break;
         }
     }
-    Err(Error::invalid(what, format!("a vector of length {m} is not a triangular number of entries")))
+    Err(Error::invalid(
+        what,
+        format!("a vector of length {m} is not a triangular number of entries"),
+    ))
 }
 
 fn sum_list(xs: Vec<Array>, like: &Array) -> Result<Array> {
@@ -128,7 +149,10 @@ impl Transform {
     /// Event rank of the input.
     pub fn domain_event_dim(&self) -> usize {
         match self {
-            Transform::StickBreaking | Transform::Ordered | Transform::LowerCholesky | Transform::CorrCholesky => 1,
+            Transform::StickBreaking
+            | Transform::Ordered
+            | Transform::LowerCholesky
+            | Transform::CorrCholesky => 1,
             Transform::CholeskyToCov => 2,
             Transform::Compose(ts) => ts.first().map_or(0, Transform::domain_event_dim),
             Transform::Independent(t, n) => t.domain_event_dim() + n,
@@ -200,7 +224,11 @@ impl Transform {
                 if v.len() >= 2 {
                     let n = v.pop().unwrap_or(0);
                     v.pop();
-                    v.push(if matches!(self, Transform::CorrCholesky) { n * n.saturating_sub(1) / 2 } else { n * (n + 1) / 2 });
+                    v.push(if matches!(self, Transform::CorrCholesky) {
+                        n * n.saturating_sub(1) / 2
+                    } else {
+                        n * (n + 1) / 2
+                    });
                 }
             }
             Transform::Compose(ts) => {
@@ -221,7 +249,9 @@ impl Transform {
             Transform::Exp => x.exp()?,
             Transform::Sigmoid => {
                 let (tiny, eps) = tiny_eps(x.dtype());
-                x.sigmoid()?.maximum(&scalar_like(x, tiny)?)?.minimum(&scalar_like(x, 1.0 - eps)?)?
+                x.sigmoid()?
+                    .maximum(&scalar_like(x, tiny)?)?
+                    .minimum(&scalar_like(x, 1.0 - eps)?)?
             }
             Transform::Affine { loc, scale } => {
                 let (loc, scale) = (loc.cast(x.dtype())?, scale.cast(x.dtype())?);
@@ -235,7 +265,10 @@ impl Transform {
                 for i in 0..m {
                     // Shifted so that x = 0 maps to the uniform point of the simplex.
                     let xi = index_last(x, i)?.addc(-((m - i) as f64).ln())?;
-                    let z = xi.sigmoid()?.maximum(&scalar_like(x, tiny)?)?.minimum(&scalar_like(x, 1.0 - eps)?)?;
+                    let z = xi
+                        .sigmoid()?
+                        .maximum(&scalar_like(x, tiny)?)?
+                        .minimum(&scalar_like(x, 1.0 - eps)?)?;
                     let (y, r) = match &rem {
                         None => (z.clone(), z.rsubc(1.0)?),
                         Some(r) => (z.mul(r)?, r.mul(&z.rsubc(1.0)?)?),
@@ -318,7 +351,9 @@ impl Transform {
                 let mut e = vec![vec![None; n]; n];
                 for i in 0..n {
                     for j in 0..n {
-                        let terms: Vec<Array> = (0..=i.min(j)).map(|k| l[i][k].mul(&l[j][k])).collect::<ferrax_core::Result<_>>()?;
+                        let terms: Vec<Array> = (0..=i.min(j))
+                            .map(|k| l[i][k].mul(&l[j][k]))
+                            .collect::<ferrax_core::Result<_>>()?;
                         e[i][j] = Some(sum_list(terms, x)?);
                     }
                 }
@@ -341,7 +376,9 @@ impl Transform {
             Transform::Identity => y.clone(),
             Transform::Exp => y.log()?,
             Transform::Sigmoid => y.log()?.sub(&y.neg()?.log1p()?)?,
-            Transform::Affine { loc, scale } => y.sub(&loc.cast(y.dtype())?)?.div(&scale.cast(y.dtype())?)?,
+            Transform::Affine { loc, scale } => {
+                y.sub(&loc.cast(y.dtype())?)?.div(&scale.cast(y.dtype())?)?
+            }
             Transform::StickBreaking => {
                 let k = last(y, "StickBreaking")?;
                 let (tiny, _) = tiny_eps(y.dtype());
@@ -364,7 +401,11 @@ impl Transform {
                 let mut xs = Vec::with_capacity(n);
                 for i in 0..n {
                     let yi = index_last(y, i)?;
-                    xs.push(if i == 0 { yi } else { yi.sub(&index_last(y, i - 1)?)?.log()? });
+                    xs.push(if i == 0 {
+                        yi
+                    } else {
+                        yi.sub(&index_last(y, i - 1)?)?.log()?
+                    });
                 }
                 stack_last(&xs)?
             }
@@ -402,7 +443,10 @@ impl Transform {
                     }
                 }
                 if xs.is_empty() {
-                    return Err(Error::invalid("CorrCholesky", "a 1x1 correlation factor has no free entries"));
+                    return Err(Error::invalid(
+                        "CorrCholesky",
+                        "a 1x1 correlation factor has no free entries",
+                    ));
                 }
                 stack_last(&xs)?
             }
@@ -425,7 +469,9 @@ impl Transform {
             Transform::Identity => crate::math::full_like(x, 0.0)?,
             Transform::Exp => x.clone(),
             Transform::Sigmoid => x.softplus()?.neg()?.sub(&x.neg()?.softplus()?)?,
-            Transform::Affine { scale, .. } => scale.cast(x.dtype())?.abs()?.log()?.bcast(x.shape())?,
+            Transform::Affine { scale, .. } => {
+                scale.cast(x.dtype())?.abs()?.log()?.bcast(x.shape())?
+            }
             Transform::StickBreaking => {
                 let m = last(x, "StickBreaking")?;
                 let mut terms = Vec::with_capacity(m);
@@ -438,13 +484,17 @@ impl Transform {
             }
             Transform::Ordered => {
                 let n = last(x, "Ordered")?;
-                let terms: Vec<Array> = (1..n).map(|i| index_last(x, i)).collect::<ferrax_core::Result<_>>()?;
+                let terms: Vec<Array> = (1..n)
+                    .map(|i| index_last(x, i))
+                    .collect::<ferrax_core::Result<_>>()?;
                 sum_list(terms, &batch_zero(x)?)?
             }
             Transform::LowerCholesky => {
                 let m = last(x, "LowerCholesky")?;
                 let n = tri_side(m, false, "LowerCholesky")?;
-                let terms: Vec<Array> = (m - n..m).map(|i| index_last(x, i)).collect::<ferrax_core::Result<_>>()?;
+                let terms: Vec<Array> = (m - n..m)
+                    .map(|i| index_last(x, i))
+                    .collect::<ferrax_core::Result<_>>()?;
                 sum_list(terms, &batch_zero(x)?)?
             }
             Transform::CorrCholesky => {
@@ -467,7 +517,11 @@ impl Transform {
                 // tanh part: log(1 - tanh(x)^2) = -2 (x + softplus(-2x) - log 2).
                 for t in 0..m {
                     let xt = index_last(x, t)?;
-                    terms.push(xt.add(&xt.mulc(-2.0)?.softplus()?)?.addc(-std::f64::consts::LN_2)?.mulc(-2.0)?);
+                    terms.push(
+                        xt.add(&xt.mulc(-2.0)?.softplus()?)?
+                            .addc(-std::f64::consts::LN_2)?
+                            .mulc(-2.0)?,
+                    );
                 }
                 sum_list(terms, &batch_zero(x)?)?
             }
@@ -478,14 +532,19 @@ impl Transform {
                 for i in 0..n {
                     terms.push(entry(x, i, i)?.log()?.mulc((n - i) as f64)?);
                 }
-                sum_list(terms, &batch_zero(&index_last(x, 0)?)?)?.addc(n as f64 * std::f64::consts::LN_2)?
+                sum_list(terms, &batch_zero(&index_last(x, 0)?)?)?
+                    .addc(n as f64 * std::f64::consts::LN_2)?
             }
             Transform::Compose(ts) => {
                 let target = x.rank().saturating_sub(self.domain_event_dim());
                 let mut cur = x.clone();
                 let mut total: Option<Array> = None;
                 for (k, t) in ts.iter().enumerate() {
-                    let next = if k + 1 == ts.len() { y.clone() } else { t.forward(&cur)? };
+                    let next = if k + 1 == ts.len() {
+                        y.clone()
+                    } else {
+                        t.forward(&cur)?
+                    };
                     let l = t.log_abs_det_jacobian(&cur, &next)?;
                     let l = l.sum_last(l.rank().saturating_sub(target))?;
                     total = Some(match total {

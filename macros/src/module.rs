@@ -73,9 +73,12 @@ fn strip_module_attrs(input: &mut DeriveInput, fields: &[Field]) {
 fn has_tree_static(f: &syn::Field) -> bool {
     f.attrs.iter().any(|a| {
         a.path().is_ident("tree")
-            && a.meta
-                .require_list()
-                .is_ok_and(|l| l.tokens.to_string().split(',').any(|t| t.trim() == "static"))
+            && a.meta.require_list().is_ok_and(|l| {
+                l.tokens
+                    .to_string()
+                    .split(',')
+                    .any(|t| t.trim() == "static")
+            })
     })
 }
 
@@ -194,10 +197,11 @@ fn expand(input: &DeriveInput, krate: &TokenStream, fields: &[Field]) -> TokenSt
         {
             let tokens = f.ty.to_token_stream().to_string();
             // Bound field types that mention a type parameter (as the Tree derive does).
-            if params
-                .iter()
-                .any(|p| tokens.split(|c: char| !c.is_alphanumeric() && c != '_').any(|t| t == p))
-            {
+            if params.iter().any(|p| {
+                tokens
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .any(|t| t == p)
+            }) {
                 let ty = &f.ty;
                 wc.predicates
                     .push(syn::parse_quote_spanned!(ty.span()=> #ty: #krate::Module));

@@ -68,7 +68,10 @@ pub fn elu<S: Shape, E: Float>(x: &Tensor<S, E>, alpha: f64) -> Tensor<S, E> {
 pub fn selu<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
     const ALPHA: f64 = 1.673_263_242_354_377_2;
     const SCALE: f64 = 1.050_700_987_355_480_5;
-    typed("selu", binary_scalar(BinaryOp::Mul, x.elu(ALPHA).array(), SCALE))
+    typed(
+        "selu",
+        binary_scalar(BinaryOp::Mul, x.elu(ALPHA).array(), SCALE),
+    )
 }
 /// Softmax over the last axis.
 pub fn softmax<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
@@ -80,14 +83,19 @@ pub fn log_softmax<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
 }
 /// Gated linear unit over the last axis: splits it in halves `a, b` and returns `a σ(b)`.
 /// The result type names the half size `N`; an odd or mismatched last axis is an error.
-pub fn glu<S: LastDim, const N: usize, E: Float>(x: &Tensor<S, E>) -> Result<Tensor<S::WithLast<C<N>>, E>> {
+pub fn glu<S: LastDim, const N: usize, E: Float>(
+    x: &Tensor<S, E>,
+) -> Result<Tensor<S::WithLast<C<N>>, E>> {
     let a = x.array();
     let ax = a.rank() - 1;
     let n = a.shape()[ax];
     if n != 2 * N {
         return Err(Error::shape(
             "glu",
-            format!("the last axis of {:?} must be twice the result's {N}", a.shape()),
+            format!(
+                "the last axis of {:?} must be twice the result's {N}",
+                a.shape()
+            ),
         ));
     }
     let first = slice_in_dim(a, ax, 0, N, 1)?;

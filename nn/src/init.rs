@@ -16,7 +16,7 @@
 use ferrax_core::prim::binary::{binary_scalar, BinaryOp};
 use ferrax_core::prim::random::{random_sample, Dist};
 use ferrax_core::random::Key;
-use ferrax_core::{Array, DType, Error, Float, Result, StaticShape, Shape, Tensor};
+use ferrax_core::{Array, DType, Error, Float, Result, Shape, StaticShape, Tensor};
 
 /// Which fan [`Initializer::VarianceScaling`] divides the scale by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,7 +164,7 @@ pub fn orthogonal(scale: f64) -> Initializer {
 
 /// The standard deviation of a standard normal truncated to (-2, 2), which the truncated
 /// variance-scaling draws divide by to keep the requested variance (JAX's constant).
-const TRUNC_STD: f64 = 0.879_625_661_034_239_78;
+const TRUNC_STD: f64 = 0.879_625_661_034_239_8;
 
 fn axis(op: &'static str, a: isize, rank: usize) -> Result<usize> {
     let r = rank as isize;
@@ -275,9 +275,10 @@ impl Initializer {
                         let x = random_sample(k, d, shape, dtype, &[])?;
                         scaled(x, variance.sqrt() / TRUNC_STD)
                     }
-                    Distribution::Normal => {
-                        scaled(random_sample(k, Dist::Normal, shape, dtype, &[])?, variance.sqrt())
-                    }
+                    Distribution::Normal => scaled(
+                        random_sample(k, Dist::Normal, shape, dtype, &[])?,
+                        variance.sqrt(),
+                    ),
                     Distribution::Uniform => {
                         let d = Dist::Uniform {
                             min: -1.0,
@@ -314,7 +315,7 @@ fn orthogonal_array(
     let ca = axis("orthogonal", column_axis, shape.len())?;
     let n_cols = shape[ca];
     let total: usize = shape.iter().product();
-    let n_rows = if n_cols == 0 { 0 } else { total / n_cols };
+    let n_rows = total.checked_div(n_cols).unwrap_or(0);
     let (m, n) = if n_rows < n_cols {
         (n_cols, n_rows)
     } else {

@@ -23,13 +23,22 @@ use ferrax_core::{Array, Float, Int, Result, Shape, Tensor};
 fn ce_array(logits: &Array, labels: &Array) -> Result<Array> {
     let ax = logits.rank() - 1;
     let lp = log_softmax(logits, &[ax])?;
-    neg(&reduce_sum(&binary_bcast(BinaryOp::Mul, labels, &lp)?, &[ax])?)
+    neg(&reduce_sum(
+        &binary_bcast(BinaryOp::Mul, labels, &lp)?,
+        &[ax],
+    )?)
 }
 
 /// `-Σ labels · log_softmax(logits)` over the last axis (`optax.softmax_cross_entropy`);
 /// `labels` are probabilities (one-hot or smoothed).
-pub fn softmax_cross_entropy<S: LastDim, E: Float>(logits: &Tensor<S, E>, labels: &Tensor<S, E>) -> Tensor<S::Init, E> {
-    typed("softmax_cross_entropy", ce_array(logits.array(), labels.array()))
+pub fn softmax_cross_entropy<S: LastDim, E: Float>(
+    logits: &Tensor<S, E>,
+    labels: &Tensor<S, E>,
+) -> Tensor<S::Init, E> {
+    typed(
+        "softmax_cross_entropy",
+        ce_array(logits.array(), labels.array()),
+    )
 }
 
 /// Cross-entropy with integer class labels (`optax.softmax_cross_entropy_with_integer_labels`).
@@ -73,7 +82,10 @@ pub fn smooth_labels<S: LastDim, E: Float>(labels: &Tensor<S, E>, alpha: f64) ->
 
 /// `-labels ln σ(logits) - (1 - labels) ln σ(-logits)`, elementwise and stable
 /// (`optax.sigmoid_binary_cross_entropy`).
-pub fn sigmoid_binary_cross_entropy<S: Shape, E: Float>(logits: &Tensor<S, E>, labels: &Tensor<S, E>) -> Tensor<S, E> {
+pub fn sigmoid_binary_cross_entropy<S: Shape, E: Float>(
+    logits: &Tensor<S, E>,
+    labels: &Tensor<S, E>,
+) -> Tensor<S, E> {
     let f = || {
         let lp = ferrax_core::ops::arith::log_sigmoid(logits.array())?;
         let lnp = ferrax_core::ops::arith::log_sigmoid(&neg(logits.array())?)?;
@@ -86,7 +98,10 @@ pub fn sigmoid_binary_cross_entropy<S: Shape, E: Float>(logits: &Tensor<S, E>, l
 }
 
 /// `(predictions - targets)²` elementwise (`optax.squared_error`).
-pub fn squared_error<S: Shape, E: Float>(predictions: &Tensor<S, E>, targets: &Tensor<S, E>) -> Tensor<S, E> {
+pub fn squared_error<S: Shape, E: Float>(
+    predictions: &Tensor<S, E>,
+    targets: &Tensor<S, E>,
+) -> Tensor<S, E> {
     let f = || {
         let d = binary_bcast(BinaryOp::Sub, predictions.array(), targets.array())?;
         binary_bcast(BinaryOp::Mul, &d, &d)
@@ -95,19 +110,34 @@ pub fn squared_error<S: Shape, E: Float>(predictions: &Tensor<S, E>, targets: &T
 }
 
 /// Mean squared error over all elements.
-pub fn mse<S: Shape, E: Float>(predictions: &Tensor<S, E>, targets: &Tensor<S, E>) -> Tensor<(), E> {
+pub fn mse<S: Shape, E: Float>(
+    predictions: &Tensor<S, E>,
+    targets: &Tensor<S, E>,
+) -> Tensor<(), E> {
     squared_error(predictions, targets).mean()
 }
 
 /// Huber loss elementwise (`optax.huber_loss`): `½ e²` for `|e| ≤ delta`, else
 /// `delta (|e| - ½ delta)`.
-pub fn huber_loss<S: Shape, E: Float>(predictions: &Tensor<S, E>, targets: &Tensor<S, E>, delta: f64) -> Tensor<S, E> {
+pub fn huber_loss<S: Shape, E: Float>(
+    predictions: &Tensor<S, E>,
+    targets: &Tensor<S, E>,
+    delta: f64,
+) -> Tensor<S, E> {
     let f = || {
-        let e = abs(&binary_bcast(BinaryOp::Sub, predictions.array(), targets.array())?)?;
+        let e = abs(&binary_bcast(
+            BinaryOp::Sub,
+            predictions.array(),
+            targets.array(),
+        )?)?;
         let q = binary_scalar(BinaryOp::Min, &e, delta)?;
         let lin = binary_bcast(BinaryOp::Sub, &e, &q)?;
         let qq = binary_scalar(BinaryOp::Mul, &binary_bcast(BinaryOp::Mul, &q, &q)?, 0.5)?;
-        binary_bcast(BinaryOp::Add, &qq, &binary_scalar(BinaryOp::Mul, &lin, delta)?)
+        binary_bcast(
+            BinaryOp::Add,
+            &qq,
+            &binary_scalar(BinaryOp::Mul, &lin, delta)?,
+        )
     };
     typed("huber_loss", f())
 }

@@ -71,14 +71,22 @@ pub struct Accuracy {
 
 impl Accuracy {
     /// Adds a batch of logits `(.., K)` and integer labels `(..)`.
-    pub fn update<S: LastDim, E: Float, I: Int>(&mut self, logits: &Tensor<S, E>, labels: &Tensor<S::Init, I>) -> Result<()> {
+    pub fn update<S: LastDim, E: Float, I: Int>(
+        &mut self,
+        logits: &Tensor<S, E>,
+        labels: &Tensor<S::Init, I>,
+    ) -> Result<()> {
         let k = logits.dims()[logits.dims().len() - 1];
         let l = logits.to_vec()?;
         let y = labels.to_vec()?;
         if k == 0 || l.len() != y.len() * k {
             return Err(Error::shape(
                 "Accuracy::update",
-                format!("logits {:?} do not match labels {:?}", logits.dims(), labels.dims()),
+                format!(
+                    "logits {:?} do not match labels {:?}",
+                    logits.dims(),
+                    labels.dims()
+                ),
             ));
         }
         for (row, label) in l.chunks(k).zip(&y) {
@@ -127,7 +135,10 @@ impl MultiMetric {
     }
     /// Every metric's value, by name.
     pub fn compute(&self) -> Vec<(String, f64)> {
-        self.metrics.iter().map(|(n, m)| (n.clone(), m.compute())).collect()
+        self.metrics
+            .iter()
+            .map(|(n, m)| (n.clone(), m.compute()))
+            .collect()
     }
     /// Resets every metric.
     pub fn reset(&mut self) {
@@ -135,6 +146,9 @@ impl MultiMetric {
     }
     /// The metric named `name`.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Box<dyn Metric>> {
-        self.metrics.iter_mut().find(|(n, _)| n == name).map(|(_, m)| m)
+        self.metrics
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m)
     }
 }

@@ -26,8 +26,8 @@
 //! ```
 
 use ferrax_core::tree::{Path, PathElem, Tree};
-use ferrax_core::{Array, Error, Result, Shape, Tensor};
 use ferrax_core::{dtype::Elem, random::Key};
+use ferrax_core::{Array, Error, Result, Shape, Tensor};
 use std::fmt;
 use std::sync::Arc;
 
@@ -404,7 +404,13 @@ impl<T: Module, const N: usize> Module for [T; N] {
 }
 
 impl Module for () {
-    fn visit_vars(&self, _: &mut Path, _: Option<VarKind>, _: &mut dyn FnMut(&Path, VarKind, &Array)) {}
+    fn visit_vars(
+        &self,
+        _: &mut Path,
+        _: Option<VarKind>,
+        _: &mut dyn FnMut(&Path, VarKind, &Array),
+    ) {
+    }
     fn set_training(&mut self, _: bool) {}
 }
 
@@ -454,7 +460,10 @@ impl ModuleSummary {
             .iter()
             .filter(|v| kind.is_none_or(|k| v.kind == k))
             .fold((0, 0), |(n, b), v| {
-                (n + v.value.numel(), b + v.value.numel() * v.value.dtype().size_bytes())
+                (
+                    n + v.value.numel(),
+                    b + v.value.numel() * v.value.dtype().size_bytes(),
+                )
             })
     }
 }
@@ -488,8 +497,8 @@ fn human_bytes(n: usize) -> String {
 
 impl fmt::Display for ModuleSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rows: Vec<[String; 6]> = vec![["path", "kind", "shape", "dtype", "elements", "bytes"]
-            .map(String::from)];
+        let mut rows: Vec<[String; 6]> =
+            vec![["path", "kind", "shape", "dtype", "elements", "bytes"].map(String::from)];
         for v in &self.vars {
             let p = v.path.to_string();
             rows.push([

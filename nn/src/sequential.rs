@@ -56,7 +56,9 @@ impl<X, A: Layer<X>, B: Layer<A::Output>> Layer<X> for Sequential<(A, B)> {
         self.layers.1.apply(&self.layers.0.apply(x)?)
     }
 }
-impl<X, A: Layer<X>, B: Layer<A::Output>, C3: Layer<B::Output>> Layer<X> for Sequential<(A, B, C3)> {
+impl<X, A: Layer<X>, B: Layer<A::Output>, C3: Layer<B::Output>> Layer<X>
+    for Sequential<(A, B, C3)>
+{
     type Output = C3::Output;
     fn apply(&self, x: &X) -> Result<Self::Output> {
         let y = self.layers.1.apply(&self.layers.0.apply(x)?)?;
@@ -72,8 +74,14 @@ impl<X, A: Layer<X>, B: Layer<A::Output>, C3: Layer<B::Output>, D: Layer<C3::Out
         self.layers.3.apply(&self.layers.2.apply(&y)?)
     }
 }
-impl<X, A: Layer<X>, B: Layer<A::Output>, C3: Layer<B::Output>, D: Layer<C3::Output>, E5: Layer<D::Output>>
-    Layer<X> for Sequential<(A, B, C3, D, E5)>
+impl<
+        X,
+        A: Layer<X>,
+        B: Layer<A::Output>,
+        C3: Layer<B::Output>,
+        D: Layer<C3::Output>,
+        E5: Layer<D::Output>,
+    > Layer<X> for Sequential<(A, B, C3, D, E5)>
 {
     type Output = E5::Output;
     fn apply(&self, x: &X) -> Result<Self::Output> {

@@ -4,14 +4,17 @@
 use ferrax_core::prim::conv::Padding;
 use ferrax_core::{ops::linalg::Conv2dOpts, Dyn, Tensor, C};
 use ferrax_nn::{
-    activation as act, avg_pool2d, max_pool2d, BatchNorm, Conv2d, Dropout, Embed, GRUCell, LSTMCell, LayerNorm, Linear,
-    Module, MultiHeadAttention, RMSNorm, Rngs, TransformerBlock,
+    activation as act, avg_pool2d, max_pool2d, BatchNorm, Conv2d, Dropout, Embed, GRUCell,
+    LSTMCell, LayerNorm, Linear, Module, MultiHeadAttention, RMSNorm, Rngs, TransformerBlock,
 };
 
 fn close(a: &[f32], b: &[f32], tol: f32) {
     assert_eq!(a.len(), b.len(), "lengths differ");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "element {i}: {x} vs {y}");
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "element {i}: {x} vs {y}"
+        );
     }
 }
 
@@ -25,7 +28,8 @@ fn linear_matches_loops() {
         kernel: Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.]).unwrap(),
         bias: Some(Tensor::from_vec(vec![0.5, -1.]).unwrap()),
     };
-    let x = Tensor::<(Dyn, C<3>)>::from_vec_shape((Dyn(2), C), vec![1., 0., -1., 2., 1., 0.]).unwrap();
+    let x =
+        Tensor::<(Dyn, C<3>)>::from_vec_shape((Dyn(2), C), vec![1., 0., -1., 2., 1., 0.]).unwrap();
     let y = l.forward(&x).to_vec().unwrap();
     // rows: [1,0,-1]·W = [1-5, 2-6] = [-4,-4]; [2,1,0]·W = [2+3, 4+4] = [5, 8]
     assert_eq!(y, vec![-3.5, -5., 5.5, 7.]);
@@ -39,7 +43,9 @@ fn linear_matches_loops() {
 
 #[test]
 fn embed_lookup_and_attend() {
-    let e = Embed::<3, 2> { embedding: Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.]).unwrap() };
+    let e = Embed::<3, 2> {
+        embedding: Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.]).unwrap(),
+    };
     let ids = Tensor::<(C<2>,), i32>::from_vec(vec![2, 0]).unwrap();
     let h = e.forward(&ids);
     assert_eq!(h.to_vec().unwrap(), vec![5., 6., 1., 2.]);
@@ -87,7 +93,11 @@ fn batchnorm_train_updates_stats_eval_uses_them() {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let (m, var) = if i % 2 == 0 { (2.5f32, 1.25f32) } else { (25., 125.) };
+            let (m, var) = if i % 2 == 0 {
+                (2.5f32, 1.25f32)
+            } else {
+                (25., 125.)
+            };
             (v - m) / (var + 1e-5).sqrt()
         })
         .collect();
@@ -97,9 +107,19 @@ fn batchnorm_train_updates_stats_eval_uses_them() {
     bn.eval();
     let before = bn.mean.to_vec().unwrap();
     let y = bn.forward(&x).to_vec().unwrap();
-    assert_eq!(bn.mean.to_vec().unwrap(), before, "eval leaves the running stats");
+    assert_eq!(
+        bn.mean.to_vec().unwrap(),
+        before,
+        "eval leaves the running stats"
+    );
     let (m, v) = (bn.mean.to_vec().unwrap(), bn.var.to_vec().unwrap());
-    let expect: Vec<f32> = x.to_vec().unwrap().iter().enumerate().map(|(i, a)| (a - m[i % 2]) / (v[i % 2] + 1e-5).sqrt()).collect();
+    let expect: Vec<f32> = x
+        .to_vec()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a - m[i % 2]) / (v[i % 2] + 1e-5).sqrt())
+        .collect();
     close(&y, &expect, 1e-5);
 }
 
@@ -119,12 +139,20 @@ fn dropout_rate_and_determinism() {
     assert!((kept - 0.7).abs() < 0.017, "kept fraction {kept}");
     assert!(y1.iter().all(|v| *v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
     assert!(Dropout::new(1.5).is_err());
-    let all = Dropout::new(1.0).unwrap().forward(&x, &mut Rngs::new(0)).unwrap();
+    let all = Dropout::new(1.0)
+        .unwrap()
+        .forward(&x, &mut Rngs::new(0))
+        .unwrap();
     assert!(all.to_vec().unwrap().iter().all(|v| *v == 0.0));
 }
 
 /// Naive NHWC/HWIO convolution with SAME padding and stride 1.
-fn naive_conv_same(x: &[f32], (n, h, w, ci): (usize, usize, usize, usize), k: &[f32], (kh, kw, co): (usize, usize, usize)) -> Vec<f32> {
+fn naive_conv_same(
+    x: &[f32],
+    (n, h, w, ci): (usize, usize, usize, usize),
+    k: &[f32],
+    (kh, kw, co): (usize, usize, usize),
+) -> Vec<f32> {
     let (ph, pw) = ((kh - 1) / 2, (kw - 1) / 2);
     let mut out = vec![0.0; n * h * w * co];
     for b in 0..n {
@@ -134,12 +162,16 @@ fn naive_conv_same(x: &[f32], (n, h, w, ci): (usize, usize, usize, usize), k: &[
                     let mut s = 0.0;
                     for di in 0..kh {
                         for dj in 0..kw {
-                            let (ii, jj) = (i as isize + di as isize - ph as isize, j as isize + dj as isize - pw as isize);
+                            let (ii, jj) = (
+                                i as isize + di as isize - ph as isize,
+                                j as isize + dj as isize - pw as isize,
+                            );
                             if ii < 0 || jj < 0 || ii >= h as isize || jj >= w as isize {
                                 continue;
                             }
                             for c in 0..ci {
-                                s += x[((b * h + ii as usize) * w + jj as usize) * ci + c] * k[((di * kw + dj) * ci + c) * co + o];
+                                s += x[((b * h + ii as usize) * w + jj as usize) * ci + c]
+                                    * k[((di * kw + dj) * ci + c) * co + o];
                             }
                         }
                     }
@@ -170,18 +202,27 @@ fn conv2d_matches_naive_loops() {
 
 #[test]
 fn pooling_matches_hand_values() {
-    let x = Tensor::<(C<1>, C<4>, C<4>, C<1>)>::from_vec((0..16).map(|v| v as f32).collect()).unwrap();
-    let m: Tensor<(C<1>, C<2>, C<2>, C<1>)> = max_pool2d(&x, (2, 2), (2, 2), &Padding::Valid).unwrap();
+    let x =
+        Tensor::<(C<1>, C<4>, C<4>, C<1>)>::from_vec((0..16).map(|v| v as f32).collect()).unwrap();
+    let m: Tensor<(C<1>, C<2>, C<2>, C<1>)> =
+        max_pool2d(&x, (2, 2), (2, 2), &Padding::Valid).unwrap();
     assert_eq!(m.to_vec().unwrap(), vec![5., 7., 13., 15.]);
-    let a: Tensor<(C<1>, C<2>, C<2>, C<1>)> = avg_pool2d(&x, (2, 2), (2, 2), &Padding::Valid).unwrap();
+    let a: Tensor<(C<1>, C<2>, C<2>, C<1>)> =
+        avg_pool2d(&x, (2, 2), (2, 2), &Padding::Valid).unwrap();
     assert_eq!(a.to_vec().unwrap(), vec![2.5, 4.5, 10.5, 12.5]);
     // Overlapping windows, stride 1: 3x3 outputs.
-    let m: Tensor<(C<1>, C<3>, C<3>, C<1>)> = max_pool2d(&x, (2, 2), (1, 1), &Padding::Valid).unwrap();
-    assert_eq!(m.to_vec().unwrap(), vec![5., 6., 7., 9., 10., 11., 13., 14., 15.]);
+    let m: Tensor<(C<1>, C<3>, C<3>, C<1>)> =
+        max_pool2d(&x, (2, 2), (1, 1), &Padding::Valid).unwrap();
+    assert_eq!(
+        m.to_vec().unwrap(),
+        vec![5., 6., 7., 9., 10., 11., 13., 14., 15.]
+    );
     // SAME padding with max: padding never wins.
-    let m: Tensor<(C<1>, C<2>, C<2>, C<1>)> = max_pool2d(&x, (3, 3), (2, 2), &Padding::Same).unwrap();
+    let m: Tensor<(C<1>, C<2>, C<2>, C<1>)> =
+        max_pool2d(&x, (3, 3), (2, 2), &Padding::Same).unwrap();
     assert_eq!(m.to_vec().unwrap(), vec![10., 11., 14., 15.]);
-    let bad: ferrax_core::Result<Tensor<(C<1>, C<3>, C<3>, C<1>)>> = max_pool2d(&x, (2, 2), (2, 2), &Padding::Valid);
+    let bad: ferrax_core::Result<Tensor<(C<1>, C<3>, C<3>, C<1>)>> =
+        max_pool2d(&x, (2, 2), (2, 2), &Padding::Valid);
     assert!(bad.is_err());
 }
 
@@ -208,12 +249,17 @@ fn attention_matches_naive_loops() {
             let mut out = vec![0.0; T * D];
             for t in 0..T {
                 for o in 0..D {
-                    out[t * D + o] = b[o] + (0..D).map(|i| xs[t * D + i] * w[i * D + o]).sum::<f32>();
+                    out[t * D + o] =
+                        b[o] + (0..D).map(|i| xs[t * D + i] * w[i * D + o]).sum::<f32>();
                 }
             }
             out
         };
-        let (q, k, v) = (proj(&mha.query, &xv), proj(&mha.key, &xv), proj(&mha.value, &xv));
+        let (q, k, v) = (
+            proj(&mha.query, &xv),
+            proj(&mha.key, &xv),
+            proj(&mha.value, &xv),
+        );
         let dh = D / H;
         let mut o = vec![0.0; T * D];
         for h in 0..H {
@@ -223,7 +269,10 @@ fn attention_matches_naive_loops() {
                         if causal && u > t {
                             f32::MIN
                         } else {
-                            (0..dh).map(|j| q[t * D + h * dh + j] * k[u * D + h * dh + j]).sum::<f32>() / (dh as f32).sqrt()
+                            (0..dh)
+                                .map(|j| q[t * D + h * dh + j] * k[u * D + h * dh + j])
+                                .sum::<f32>()
+                                / (dh as f32).sqrt()
                         }
                     })
                     .collect();
@@ -237,11 +286,28 @@ fn attention_matches_naive_loops() {
     }
     // An explicit lower-triangular mask equals `causal`; a key-padding mask hiding key 2
     // equals causal for query 1 (which sees keys 0 and 1 either way).
-    let tri = Tensor::<(C<1>, C<T>, C<T>), bool>::from_vec(vec![true, false, false, true, true, false, true, true, true]).unwrap();
+    let tri = Tensor::<(C<1>, C<T>, C<T>), bool>::from_vec(vec![
+        true, false, false, true, true, false, true, true, true,
+    ])
+    .unwrap();
     let yc = mha.forward(&x, true).to_vec().unwrap();
-    close(&mha.forward_masked(&x, &x, Some(&tri), false).unwrap().to_vec().unwrap(), &yc, 1e-6);
-    let pad = Tensor::<(C<1>, C<T>, C<T>), bool>::from_vec(vec![true, true, false, true, true, false, true, true, false]).unwrap();
-    let yp = mha.forward_masked(&x, &x, Some(&pad), false).unwrap().to_vec().unwrap();
+    close(
+        &mha.forward_masked(&x, &x, Some(&tri), false)
+            .unwrap()
+            .to_vec()
+            .unwrap(),
+        &yc,
+        1e-6,
+    );
+    let pad = Tensor::<(C<1>, C<T>, C<T>), bool>::from_vec(vec![
+        true, true, false, true, true, false, true, true, false,
+    ])
+    .unwrap();
+    let yp = mha
+        .forward_masked(&x, &x, Some(&pad), false)
+        .unwrap()
+        .to_vec()
+        .unwrap();
     close(&yp[D..2 * D], &yc[D..2 * D], 1e-5);
 }
 
@@ -259,13 +325,31 @@ fn transformer_block_shapes_and_residual() {
 fn recurrent_cells_match_gate_equations() {
     let cell = LSTMCell::<2, 3>::new(&mut Rngs::new(0)).unwrap();
     let x = Tensor::<(C<1>, C<2>)>::from_vec(vec![0.5, -1.0]).unwrap();
-    let carry = (Tensor::<(C<1>, C<3>)>::from_vec(vec![0.1, 0.2, -0.3]).unwrap(), Tensor::<(C<1>, C<3>)>::from_vec(vec![0.3, -0.2, 0.1]).unwrap());
+    let carry = (
+        Tensor::<(C<1>, C<3>)>::from_vec(vec![0.1, 0.2, -0.3]).unwrap(),
+        Tensor::<(C<1>, C<3>)>::from_vec(vec![0.3, -0.2, 0.1]).unwrap(),
+    );
     let ((c2, h2), y) = cell.forward(&carry, &x);
-    let (wi, wh, b) = (cell.input_kernel.to_vec().unwrap(), cell.recurrent_kernel.to_vec().unwrap(), cell.bias.to_vec().unwrap());
-    let (xv, cv, hv) = (x.to_vec().unwrap(), carry.0.to_vec().unwrap(), carry.1.to_vec().unwrap());
-    let z: Vec<f32> = (0..12).map(|g| b[g] + (0..2).map(|i| xv[i] * wi[i * 12 + g]).sum::<f32>() + (0..3).map(|i| hv[i] * wh[i * 12 + g]).sum::<f32>()).collect();
+    let (wi, wh, b) = (
+        cell.input_kernel.to_vec().unwrap(),
+        cell.recurrent_kernel.to_vec().unwrap(),
+        cell.bias.to_vec().unwrap(),
+    );
+    let (xv, cv, hv) = (
+        x.to_vec().unwrap(),
+        carry.0.to_vec().unwrap(),
+        carry.1.to_vec().unwrap(),
+    );
+    let z: Vec<f32> = (0..12)
+        .map(|g| {
+            b[g] + (0..2).map(|i| xv[i] * wi[i * 12 + g]).sum::<f32>()
+                + (0..3).map(|i| hv[i] * wh[i * 12 + g]).sum::<f32>()
+        })
+        .collect();
     let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
-    let c_ref: Vec<f32> = (0..3).map(|j| sig(z[3 + j]) * cv[j] + sig(z[j]) * z[6 + j].tanh()).collect();
+    let c_ref: Vec<f32> = (0..3)
+        .map(|j| sig(z[3 + j]) * cv[j] + sig(z[j]) * z[6 + j].tanh())
+        .collect();
     let h_ref: Vec<f32> = (0..3).map(|j| sig(z[9 + j]) * c_ref[j].tanh()).collect();
     close(&c2.to_vec().unwrap(), &c_ref, 1e-5);
     close(&h2.to_vec().unwrap(), &h_ref, 1e-5);
@@ -274,7 +358,9 @@ fn recurrent_cells_match_gate_equations() {
     for g in 0..4 {
         for i in 0..3 {
             for j in 0..3 {
-                let d: f32 = (0..3).map(|r| wh[r * 12 + g * 3 + i] * wh[r * 12 + g * 3 + j]).sum();
+                let d: f32 = (0..3)
+                    .map(|r| wh[r * 12 + g * 3 + i] * wh[r * 12 + g * 3 + j])
+                    .sum();
                 assert!((d - if i == j { 1.0 } else { 0.0 }).abs() < 1e-5);
             }
         }
@@ -287,16 +373,29 @@ fn recurrent_cells_match_gate_equations() {
     for t in 0..4 {
         let xt = Tensor::<(C<1>, C<2>)>::from_vec(xsv[t * 2..t * 2 + 2].to_vec()).unwrap();
         let (c, y) = cell.forward(&cr, &xt);
-        close(&ys.to_vec().unwrap()[t * 3..t * 3 + 3], &y.to_vec().unwrap(), 1e-6);
+        close(
+            &ys.to_vec().unwrap()[t * 3..t * 3 + 3],
+            &y.to_vec().unwrap(),
+            1e-6,
+        );
         cr = c;
     }
     close(&fin.1.to_vec().unwrap(), &cr.1.to_vec().unwrap(), 1e-6);
 
     let gru = GRUCell::<2, 3>::new(&mut Rngs::new(1)).unwrap();
     let (h2, _) = gru.forward(&carry.1, &x);
-    let (wi, bi, wh, bh) = (gru.input_kernel.to_vec().unwrap(), gru.input_bias.to_vec().unwrap(), gru.recurrent_kernel.to_vec().unwrap(), gru.recurrent_bias.to_vec().unwrap());
-    let zx: Vec<f32> = (0..9).map(|g| bi[g] + (0..2).map(|i| xv[i] * wi[i * 9 + g]).sum::<f32>()).collect();
-    let zh: Vec<f32> = (0..9).map(|g| (0..3).map(|i| hv[i] * wh[i * 9 + g]).sum::<f32>()).collect();
+    let (wi, bi, wh, bh) = (
+        gru.input_kernel.to_vec().unwrap(),
+        gru.input_bias.to_vec().unwrap(),
+        gru.recurrent_kernel.to_vec().unwrap(),
+        gru.recurrent_bias.to_vec().unwrap(),
+    );
+    let zx: Vec<f32> = (0..9)
+        .map(|g| bi[g] + (0..2).map(|i| xv[i] * wi[i * 9 + g]).sum::<f32>())
+        .collect();
+    let zh: Vec<f32> = (0..9)
+        .map(|g| (0..3).map(|i| hv[i] * wh[i * 9 + g]).sum::<f32>())
+        .collect();
     let href: Vec<f32> = (0..3)
         .map(|j| {
             let r = sig(zx[j] + zh[j]);
@@ -313,16 +412,58 @@ fn activations_match_jax_definitions() {
     let xv = vec![-2.0f32, -0.5, 0.0, 0.5, 3.0];
     let x = Tensor::<(C<5>,)>::from_vec(xv.clone()).unwrap();
     let f = |t: Tensor<(C<5>,)>| t.to_vec().unwrap();
-    close(&f(act::relu(&x)), &xv.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), 0.0);
-    close(&f(act::silu(&x)), &xv.iter().map(|v| v / (1.0 + (-v).exp())).collect::<Vec<_>>(), 1e-6);
-    close(&f(act::softplus(&x)), &xv.iter().map(|v| (1.0 + v.exp()).ln()).collect::<Vec<_>>(), 1e-6);
-    close(&f(act::leaky_relu(&x, 0.1)), &xv.iter().map(|v| if *v >= 0.0 { *v } else { 0.1 * v }).collect::<Vec<_>>(), 1e-7);
-    close(&f(act::elu(&x, 1.0)), &xv.iter().map(|v| if *v > 0.0 { *v } else { v.exp() - 1.0 }).collect::<Vec<_>>(), 1e-6);
+    close(
+        &f(act::relu(&x)),
+        &xv.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(),
+        0.0,
+    );
+    close(
+        &f(act::silu(&x)),
+        &xv.iter()
+            .map(|v| v / (1.0 + (-v).exp()))
+            .collect::<Vec<_>>(),
+        1e-6,
+    );
+    close(
+        &f(act::softplus(&x)),
+        &xv.iter().map(|v| (1.0 + v.exp()).ln()).collect::<Vec<_>>(),
+        1e-6,
+    );
+    close(
+        &f(act::leaky_relu(&x, 0.1)),
+        &xv.iter()
+            .map(|v| if *v >= 0.0 { *v } else { 0.1 * v })
+            .collect::<Vec<_>>(),
+        1e-7,
+    );
+    close(
+        &f(act::elu(&x, 1.0)),
+        &xv.iter()
+            .map(|v| if *v > 0.0 { *v } else { v.exp() - 1.0 })
+            .collect::<Vec<_>>(),
+        1e-6,
+    );
     let (a, s) = (1.673_263_2f32, 1.050_701f32);
-    close(&f(act::selu(&x)), &xv.iter().map(|v| s * if *v > 0.0 { *v } else { a * (v.exp() - 1.0) }).collect::<Vec<_>>(), 1e-6);
-    close(&f(act::log_sigmoid(&x)), &xv.iter().map(|v| -(1.0 + (-v).exp()).ln()).collect::<Vec<_>>(), 1e-6);
+    close(
+        &f(act::selu(&x)),
+        &xv.iter()
+            .map(|v| s * if *v > 0.0 { *v } else { a * (v.exp() - 1.0) })
+            .collect::<Vec<_>>(),
+        1e-6,
+    );
+    close(
+        &f(act::log_sigmoid(&x)),
+        &xv.iter()
+            .map(|v| -(1.0 + (-v).exp()).ln())
+            .collect::<Vec<_>>(),
+        1e-6,
+    );
     let g = Tensor::<(C<1>, C<4>)>::from_vec(vec![1., 2., 0., 3.]).unwrap();
     let y: Tensor<(C<1>, C<2>)> = act::glu(&g).unwrap();
-    close(&y.to_vec().unwrap(), &[0.5, 2.0 / (1.0 + (-3.0f32).exp())], 1e-6);
+    close(
+        &y.to_vec().unwrap(),
+        &[0.5, 2.0 / (1.0 + (-3.0f32).exp())],
+        1e-6,
+    );
     assert!(act::glu::<_, 3, f32>(&g).is_err());
 }

@@ -213,7 +213,7 @@ fn cum_extreme_vjp(
         DType::I64
     };
     // A NaN counts as a start too (it equals nothing, not even the NaN it makes the running
-    // value), so the cotangent of a NaN output goes to the NaN input that caused it.
+    // value), so the cotangent of a NaN output goes to the latest NaN input feeding it.
     let starts = or(&eq(x, out)?, &ne(x, x)?)?;
     let pos = iota(idt, shape, axis)?;
     // The first element of a scan is always a start, so filling the other positions with the

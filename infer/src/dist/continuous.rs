@@ -59,8 +59,21 @@ fn draw(key: &Key, d: R, sample: &[usize], batch: &[usize], dt: DType) -> Result
 
 fn unif(key: &Key, sample: &[usize], batch: &[usize], dt: DType) -> Result<Array> {
     // Open at 0 so logs and inverse CDFs stay finite (NumPyro uses minval=finfo.tiny).
-    let tiny = if dt == DType::F32 { f32::MIN_POSITIVE as f64 } else { f64::MIN_POSITIVE };
-    draw(key, R::Uniform { min: tiny, max: 1.0 }, sample, batch, dt)
+    let tiny = if dt == DType::F32 {
+        f32::MIN_POSITIVE as f64
+    } else {
+        f64::MIN_POSITIVE
+    };
+    draw(
+        key,
+        R::Uniform {
+            min: tiny,
+            max: 1.0,
+        },
+        sample,
+        batch,
+        dt,
+    )
 }
 
 fn nan_where(pred: &Array, x: &Array) -> Result<Array> {
@@ -82,7 +95,10 @@ impl Distribution for Normal {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
         let z = x.sub(&p[0])?.div(&p[1])?;
-        Ok(z.square()?.mulc(-0.5)?.sub(&p[1].log()?)?.addc(-HALF_LN_2PI)?)
+        Ok(z.square()?
+            .mulc(-0.5)?
+            .sub(&p[1].log()?)?
+            .addc(-HALF_LN_2PI)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let eps = draw(key, R::Normal, s, &self.batch, self.dt)?;
@@ -111,7 +127,10 @@ impl Distribution for HalfNormal {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.scale], self.dt)?;
         let z = x.div(&p[0])?;
-        Ok(z.square()?.mulc(-0.5)?.sub(&p[0].log()?)?.addc(LN_2 - HALF_LN_2PI)?)
+        Ok(z.square()?
+            .mulc(-0.5)?
+            .sub(&p[0].log()?)?
+            .addc(LN_2 - HALF_LN_2PI)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let eps = draw(key, R::Normal, s, &self.batch, self.dt)?;
@@ -121,7 +140,11 @@ impl Distribution for HalfNormal {
         Ok(self.scale.mulc((2.0 / PI).sqrt())?.bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
-        Ok(self.scale.square()?.mulc(1.0 - 2.0 / PI)?.bcast(&self.batch)?)
+        Ok(self
+            .scale
+            .square()?
+            .mulc(1.0 - 2.0 / PI)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -141,18 +164,29 @@ impl Distribution for LogNormal {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
         let lx = x.log()?;
         let z = lx.sub(&p[0])?.div(&p[1])?;
-        Ok(z.square()?.mulc(-0.5)?.sub(&p[1].log()?)?.addc(-HALF_LN_2PI)?.sub(&lx)?)
+        Ok(z.square()?
+            .mulc(-0.5)?
+            .sub(&p[1].log()?)?
+            .addc(-HALF_LN_2PI)?
+            .sub(&lx)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let eps = draw(key, R::Normal, s, &self.batch, self.dt)?;
         Ok(self.loc.add(&eps.mul(&self.scale)?)?.exp()?)
     }
     fn mean(&self) -> Result<Array> {
-        Ok(self.loc.add(&self.scale.square()?.mulc(0.5)?)?.exp()?.bcast(&self.batch)?)
+        Ok(self
+            .loc
+            .add(&self.scale.square()?.mulc(0.5)?)?
+            .exp()?
+            .bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
         let s2 = self.scale.square()?;
-        Ok(s2.expm1()?.mul(&self.loc.mulc(2.0)?.add(&s2)?.exp()?)?.bcast(&self.batch)?)
+        Ok(s2
+            .expm1()?
+            .mul(&self.loc.mulc(2.0)?.add(&s2)?.exp()?)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -175,14 +209,24 @@ impl Distribution for StudentT {
             .addc(0.5 * PI.ln())?
             .add(&df.mulc(0.5)?.lgamma()?)?
             .sub(&df.addc(1.0)?.mulc(0.5)?.lgamma()?)?;
-        Ok(df.addc(1.0)?.mulc(-0.5)?.mul(&y.square()?.div(df)?.log1p()?)?.sub(&z)?)
+        Ok(df
+            .addc(1.0)?
+            .mulc(-0.5)?
+            .mul(&y.square()?.div(df)?.log1p()?)?
+            .sub(&z)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         // NumPyro: eps * sqrt(df / chi2(df)), chi2 = 2 Gamma(df / 2).
         let (k1, k2) = key.split2()?;
         let shape = full_shape(s, &self.batch, &[]);
         let half = self.df.mulc(0.5)?.bcast(&shape)?;
-        let g = std_draw(&k2, R::Gamma { log_space: false }, &shape, self.dt, &[&half])?;
+        let g = std_draw(
+            &k2,
+            R::Gamma { log_space: false },
+            &shape,
+            self.dt,
+            &[&half],
+        )?;
         let chi2 = g.mulc(2.0)?;
         let eps = std_draw(&k1, R::Normal, &shape, self.dt, &[])?;
         let t = eps.mul(&self.df.div(&chi2)?.sqrt()?)?;
@@ -193,7 +237,12 @@ impl Distribution for StudentT {
         nan_where(&self.df.lec(1.0)?.bcast(&self.batch)?, &m)
     }
     fn variance(&self) -> Result<Array> {
-        let v = self.scale.square()?.mul(&self.df)?.div(&self.df.addc(-2.0)?)?.bcast(&self.batch)?;
+        let v = self
+            .scale
+            .square()?
+            .mul(&self.df)?
+            .div(&self.df.addc(-2.0)?)?
+            .bcast(&self.batch)?;
         let v = where_(&self.df.lec(2.0)?, &full_like(&v, f64::INFINITY)?, &v)?;
         nan_where(&self.df.lec(1.0)?.bcast(&self.batch)?, &v)
     }
@@ -214,7 +263,11 @@ impl Distribution for Cauchy {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
         let z = x.sub(&p[0])?.div(&p[1])?;
-        Ok(z.square()?.log1p()?.neg()?.sub(&p[1].log()?)?.addc(-PI.ln())?)
+        Ok(z.square()?
+            .log1p()?
+            .neg()?
+            .sub(&p[1].log()?)?
+            .addc(-PI.ln())?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let u = unif(key, s, &self.batch, self.dt)?;
@@ -244,7 +297,11 @@ impl Distribution for HalfCauchy {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.scale], self.dt)?;
         let z = x.div(&p[0])?;
-        Ok(z.square()?.log1p()?.neg()?.sub(&p[0].log()?)?.addc(LN_2 - PI.ln())?)
+        Ok(z.square()?
+            .log1p()?
+            .neg()?
+            .sub(&p[0].log()?)?
+            .addc(LN_2 - PI.ln())?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let u = unif(key, s, &self.batch, self.dt)?;
@@ -279,7 +336,9 @@ impl Distribution for Laplace {
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         // Inverse CDF: u in (-1, 1), x = -sign(u) log(1 - |u|).
         let u = unif(key, s, &self.batch, self.dt)?.mulc(2.0)?.addc(-1.0)?;
-        let eps = ferrax_core::prim::unary::sign(&u)?.neg()?.mul(&u.abs()?.neg()?.log1p()?)?;
+        let eps = ferrax_core::prim::unary::sign(&u)?
+            .neg()?
+            .mul(&u.abs()?.neg()?.log1p()?)?;
         Ok(self.loc.add(&eps.mul(&self.scale)?)?)
     }
     fn mean(&self) -> Result<Array> {
@@ -305,7 +364,9 @@ impl Distribution for Logistic {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
         let z = x.sub(&p[0])?.div(&p[1])?;
-        Ok(z.neg()?.sub(&z.neg()?.softplus()?.mulc(2.0)?)?.sub(&p[1].log()?)?)
+        Ok(z.neg()?
+            .sub(&z.neg()?.softplus()?.mulc(2.0)?)?
+            .sub(&p[1].log()?)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let u = unif(key, s, &self.batch, self.dt)?;
@@ -316,7 +377,11 @@ impl Distribution for Logistic {
         Ok(self.loc.bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
-        Ok(self.scale.square()?.mulc(PI * PI / 3.0)?.bcast(&self.batch)?)
+        Ok(self
+            .scale
+            .square()?
+            .mulc(PI * PI / 3.0)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -339,14 +404,25 @@ impl Distribution for Uniform {
         Ok(p[1].sub(&p[0])?.log()?.neg()?.bcast(&shape)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
-        let u = draw(key, R::Uniform { min: 0.0, max: 1.0 }, s, &self.batch, self.dt)?;
+        let u = draw(
+            key,
+            R::Uniform { min: 0.0, max: 1.0 },
+            s,
+            &self.batch,
+            self.dt,
+        )?;
         Ok(self.low.add(&u.mul(&self.high.sub(&self.low)?)?)?)
     }
     fn mean(&self) -> Result<Array> {
         Ok(self.low.add(&self.high)?.mulc(0.5)?.bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
-        Ok(self.high.sub(&self.low)?.square()?.divc(12.0)?.bcast(&self.batch)?)
+        Ok(self
+            .high
+            .sub(&self.low)?
+            .square()?
+            .divc(12.0)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -404,7 +480,10 @@ impl Distribution for Gamma {
         Ok(self.concentration.div(&self.rate)?.bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
-        Ok(self.concentration.div(&self.rate.square()?)?.bcast(&self.batch)?)
+        Ok(self
+            .concentration
+            .div(&self.rate.square()?)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -465,7 +544,10 @@ impl Distribution for InverseGamma {
         let (c, r) = (&p[0], &p[1]);
         // Gamma density of 1/x plus the Jacobian -2 log x.
         let lx = x.log()?;
-        Ok(c.mul(&r.log()?)?.sub(&c.lgamma()?)?.sub(&c.addc(1.0)?.mul(&lx)?)?.sub(&r.div(&x)?)?)
+        Ok(c.mul(&r.log()?)?
+            .sub(&c.lgamma()?)?
+            .sub(&c.addc(1.0)?.mul(&lx)?)?
+            .sub(&r.div(&x)?)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let shape = full_shape(s, &self.batch, &[]);
@@ -480,7 +562,11 @@ impl Distribution for InverseGamma {
     }
     fn variance(&self) -> Result<Array> {
         let c = &self.concentration;
-        let v = self.rate.square()?.div(&c.addc(-1.0)?.square()?.mul(&c.addc(-2.0)?)?)?.bcast(&self.batch)?;
+        let v = self
+            .rate
+            .square()?
+            .div(&c.addc(-1.0)?.square()?.mul(&c.addc(-2.0)?)?)?
+            .bcast(&self.batch)?;
         Ok(where_(&c.lec(2.0)?, &full_like(&v, f64::INFINITY)?, &v)?)
     }
 }
@@ -495,10 +581,17 @@ impl Distribution for Beta {
         Constraint::UnitInterval
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
-        let (x, p) = at(value, &[&self.concentration1, &self.concentration0], self.dt)?;
+        let (x, p) = at(
+            value,
+            &[&self.concentration1, &self.concentration0],
+            self.dt,
+        )?;
         let (a, b) = (&p[0], &p[1]);
         let norm = a.lgamma()?.add(&b.lgamma()?)?.sub(&a.add(b)?.lgamma()?)?;
-        Ok(a.addc(-1.0)?.xlogy(&x)?.add(&b.addc(-1.0)?.xlog1py(&x.neg()?)?)?.sub(&norm)?)
+        Ok(a.addc(-1.0)?
+            .xlogy(&x)?
+            .add(&b.addc(-1.0)?.xlog1py(&x.neg()?)?)?
+            .sub(&norm)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let shape = full_shape(s, &self.batch, &[]);
@@ -513,7 +606,9 @@ impl Distribution for Beta {
     fn variance(&self) -> Result<Array> {
         let (a, b) = (&self.concentration1, &self.concentration0);
         let t = a.add(b)?;
-        Ok(a.mul(b)?.div(&t.square()?.mul(&t.addc(1.0)?)?)?.bcast(&self.batch)?)
+        Ok(a.mul(b)?
+            .div(&t.square()?.mul(&t.addc(1.0)?)?)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -533,7 +628,10 @@ impl Distribution for Weibull {
         let (x, p) = at(value, &[&self.scale, &self.concentration], self.dt)?;
         let (l, k) = (&p[0], &p[1]);
         let z = x.div(l)?;
-        Ok(k.div(l)?.log()?.add(&k.addc(-1.0)?.mul(&z.log()?)?)?.sub(&z.pow(k)?)?)
+        Ok(k.div(l)?
+            .log()?
+            .add(&k.addc(-1.0)?.mul(&z.log()?)?)?
+            .sub(&z.pow(k)?)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let e = draw(key, R::Exponential, s, &self.batch, self.dt)?;
@@ -547,7 +645,11 @@ impl Distribution for Weibull {
         let k = &self.concentration;
         let g1 = k.rdivc(1.0)?.addc(1.0)?.lgamma()?.exp()?;
         let g2 = k.rdivc(2.0)?.addc(1.0)?.lgamma()?.exp()?;
-        Ok(self.scale.square()?.mul(&g2.sub(&g1.square()?)?)?.bcast(&self.batch)?)
+        Ok(self
+            .scale
+            .square()?
+            .mul(&g2.sub(&g1.square()?)?)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -566,7 +668,9 @@ impl Distribution for Pareto {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.scale, &self.alpha], self.dt)?;
         let (s, a) = (&p[0], &p[1]);
-        Ok(a.log()?.add(&a.mul(&s.log()?)?)?.sub(&a.addc(1.0)?.mul(&x.log()?)?)?)
+        Ok(a.log()?
+            .add(&a.mul(&s.log()?)?)?
+            .sub(&a.addc(1.0)?.mul(&x.log()?)?)?)
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let e = draw(key, R::Exponential, s, &self.batch, self.dt)?;
@@ -574,12 +678,20 @@ impl Distribution for Pareto {
     }
     fn mean(&self) -> Result<Array> {
         let a = &self.alpha;
-        let m = a.mul(&self.scale)?.div(&a.addc(-1.0)?)?.bcast(&self.batch)?;
+        let m = a
+            .mul(&self.scale)?
+            .div(&a.addc(-1.0)?)?
+            .bcast(&self.batch)?;
         Ok(where_(&a.lec(1.0)?, &full_like(&m, f64::INFINITY)?, &m)?)
     }
     fn variance(&self) -> Result<Array> {
         let a = &self.alpha;
-        let v = self.scale.square()?.mul(a)?.div(&a.addc(-1.0)?.square()?.mul(&a.addc(-2.0)?)?)?.bcast(&self.batch)?;
+        let v = self
+            .scale
+            .square()?
+            .mul(a)?
+            .div(&a.addc(-1.0)?.square()?.mul(&a.addc(-2.0)?)?)?
+            .bcast(&self.batch)?;
         Ok(where_(&a.lec(2.0)?, &full_like(&v, f64::INFINITY)?, &v)?)
     }
 }
@@ -606,10 +718,16 @@ impl Distribution for Gumbel {
         Ok(self.loc.add(&g.mul(&self.scale)?)?)
     }
     fn mean(&self) -> Result<Array> {
-        Ok(self.loc.add(&self.scale.mulc(EULER_GAMMA)?)?.bcast(&self.batch)?)
+        Ok(self
+            .loc
+            .add(&self.scale.mulc(EULER_GAMMA)?)?
+            .bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
-        Ok(self.scale.square()?.mulc(PI * PI / 6.0)?.bcast(&self.batch)?)
+        Ok(self
+            .scale
+            .square()?
+            .mulc(PI * PI / 6.0)?
+            .bcast(&self.batch)?)
     }
 }
-

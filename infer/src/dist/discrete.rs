@@ -40,12 +40,22 @@ impl Bernoulli {
     /// Bernoulli with `P(1) = probs`.
     pub fn probs(probs: impl IntoArray) -> Result<Self> {
         let (mut ps, batch, dt) = promote("Bernoulli", vec![probs.into_array()])?;
-        Ok(Bernoulli { param: ps.remove(0), kind: Param::Probs, batch, dt })
+        Ok(Bernoulli {
+            param: ps.remove(0),
+            kind: Param::Probs,
+            batch,
+            dt,
+        })
     }
     /// Bernoulli with `P(1) = sigmoid(logits)`.
     pub fn logits(logits: impl IntoArray) -> Result<Self> {
         let (mut ps, batch, dt) = promote("Bernoulli", vec![logits.into_array()])?;
-        Ok(Bernoulli { param: ps.remove(0), kind: Param::Logits, batch, dt })
+        Ok(Bernoulli {
+            param: ps.remove(0),
+            kind: Param::Logits,
+            batch,
+            dt,
+        })
     }
     /// `P(1)`.
     pub fn probs_array(&self) -> Result<Array> {
@@ -66,8 +76,15 @@ impl Distribution for Bernoulli {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.param], self.dt)?;
         Ok(match self.kind {
-            // x l - softplus(l): minus binary cross-entropy with logits.
-            Param::Logits => x.mul(&p[0])?.sub(&p[0].softplus()?)?,
+            // x l - softplus(l): minus binary cross-entropy with logits, written as NumPyro
+            // writes it (clip(l, 0) + log1p(exp(-|l|))) so that the subgradient at l = 0
+            // is the one JAX reports.
+            Param::Logits => {
+                let l = &p[0];
+                let relu = where_(&l.gtc(0.0)?, l, &full_like(l, 0.0)?)?;
+                x.mul(l)?
+                    .sub(&relu.add(&l.abs()?.neg()?.exp()?.log1p()?)?)?
+            }
             Param::Probs => x.xlogy(&p[0])?.add(&x.rsubc(1.0)?.xlog1py(&p[0].neg()?)?)?,
         })
     }
@@ -103,7 +120,13 @@ impl Binomial {
         let (mut ps, batch, dt) = promote("Binomial", vec![n, p])?;
         let param = ps.pop().expect("two");
         let total_count = ps.pop().expect("two");
-        Ok(Binomial { total_count, param, kind, batch, dt })
+        Ok(Binomial {
+            total_count,
+            param,
+            kind,
+            batch,
+            dt,
+        })
     }
     /// Binomial with success probability `probs`.
     pub fn probs(total_count: impl IntoArray, probs: impl IntoArray) -> Result<Self> {
@@ -132,7 +155,11 @@ impl Distribution for Binomial {
         let (k, p) = at(value, &[&self.total_count, &self.param], self.dt)?;
         let (n, q) = (&p[0], &p[1]);
         let nmk = n.sub(&k)?;
-        let comb = n.addc(1.0)?.lgamma()?.sub(&k.addc(1.0)?.lgamma()?)?.sub(&nmk.addc(1.0)?.lgamma()?)?;
+        let comb = n
+            .addc(1.0)?
+            .lgamma()?
+            .sub(&k.addc(1.0)?.lgamma()?)?
+            .sub(&nmk.addc(1.0)?.lgamma()?)?;
         Ok(match self.kind {
             // k l - n softplus(l), written as NumPyro does for stability.
             Param::Logits => comb.add(&k.mul(q)?)?.sub(&n.mul(&q.softplus()?)?)?,
@@ -145,7 +172,10 @@ impl Distribution for Binomial {
         let ns = to_f64(&self.total_count)?;
         let nmax = ns.iter().fold(0.0f64, |a, &b| a.max(b));
         if !(nmax.is_finite() && nmax >= 0.0) {
-            return Err(Error::invalid("Binomial", format!("total_count must be finite and non-negative, got max {nmax}")));
+            return Err(Error::invalid(
+                "Binomial",
+                format!("total_count must be finite and non-negative, got max {nmax}"),
+            ));
         }
         let nmax = nmax as usize;
         let shape = full_shape(s, &self.batch, &[]);
@@ -160,11 +190,18 @@ impl Distribution for Binomial {
         Ok(hit.cast(DType::I32)?.sum_last(1)?)
     }
     fn mean(&self) -> Result<Array> {
-        Ok(self.total_count.mul(&self.probs_array()?)?.bcast(&self.batch)?)
+        Ok(self
+            .total_count
+            .mul(&self.probs_array()?)?
+            .bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
         let p = self.probs_array()?;
-        Ok(self.total_count.mul(&p)?.mul(&p.rsubc(1.0)?)?.bcast(&self.batch)?)
+        Ok(self
+            .total_count
+            .mul(&p)?
+            .mul(&p.rsubc(1.0)?)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -181,12 +218,19 @@ impl Categorical {
         let (mut ps, shape, dt) = promote("Categorical", vec![logits])?;
         let l = ps.remove(0);
         if shape.is_empty() {
-            return Err(Error::invalid("Categorical", "the parameter needs a category axis (shape [..., K])"));
+            return Err(Error::invalid(
+                "Categorical",
+                "the parameter needs a category axis (shape [..., K])",
+            ));
         }
         let r = l.rank();
         // Normalized once here, as NumPyro does, so log_prob is a lookup.
         let logits = ferrax_core::ops::composite::log_softmax(&l, &[r - 1])?;
-        Ok(Categorical { logits, batch: shape[..r - 1].to_vec(), dt })
+        Ok(Categorical {
+            logits,
+            batch: shape[..r - 1].to_vec(),
+            dt,
+        })
     }
     /// From (unnormalized) log probabilities.
     pub fn logits(logits: impl IntoArray) -> Result<Self> {
@@ -204,7 +248,10 @@ impl Categorical {
 impl Distribution for Categorical {
     common!("Categorical");
     fn support(&self) -> Constraint {
-        Constraint::IntegerInterval(Array::scalar(0.0f64), Array::scalar((self.num_categories() as f64) - 1.0))
+        Constraint::IntegerInterval(
+            Array::scalar(0.0f64),
+            Array::scalar((self.num_categories() as f64) - 1.0),
+        )
     }
     fn is_discrete(&self) -> bool {
         true
@@ -229,7 +276,10 @@ impl Distribution for Categorical {
         std_draw(key, R::Categorical, &shape, DType::I32, &[&self.logits])
     }
     fn mean(&self) -> Result<Array> {
-        Err(Error::unsupported("Categorical", "the mean of category labels is not defined (NumPyro returns NaN)"))
+        Err(Error::unsupported(
+            "Categorical",
+            "the mean of category labels is not defined (NumPyro returns NaN)",
+        ))
     }
 }
 
@@ -262,8 +312,18 @@ fn poisson_inv(lam: f64, u: f64) -> f64 {
 }
 pub(crate) fn poisson_sample(key: &Key, rate: &Array, shape: &[usize], dt: DType) -> Result<Array> {
     let lam = to_f64(&rate.bcast(shape)?)?;
-    let u = to_f64(&std_draw(key, R::Uniform { min: 0.0, max: 1.0 }, shape, dt, &[])?)?;
-    let v: Vec<i32> = lam.iter().zip(&u).map(|(&l, &u)| poisson_inv(l, u) as i32).collect();
+    let u = to_f64(&std_draw(
+        key,
+        R::Uniform { min: 0.0, max: 1.0 },
+        shape,
+        dt,
+        &[],
+    )?)?;
+    let v: Vec<i32> = lam
+        .iter()
+        .zip(&u)
+        .map(|(&l, &u)| poisson_inv(l, u) as i32)
+        .collect();
     Ok(Array::from_vec(shape.to_vec(), v)?)
 }
 impl Distribution for Poisson {
@@ -326,7 +386,10 @@ impl Distribution for NegativeBinomial2 {
         Ok(self.mean.bcast(&self.batch)?)
     }
     fn variance(&self) -> Result<Array> {
-        Ok(self.mean.add(&self.mean.square()?.div(&self.concentration)?)?.bcast(&self.batch)?)
+        Ok(self
+            .mean
+            .add(&self.mean.square()?.div(&self.concentration)?)?
+            .bcast(&self.batch)?)
     }
 }
 
@@ -344,12 +407,22 @@ impl Geometric {
     /// With success probability `probs`.
     pub fn probs(probs: impl IntoArray) -> Result<Self> {
         let (mut ps, batch, dt) = promote("Geometric", vec![probs.into_array()])?;
-        Ok(Geometric { param: ps.remove(0), kind: Param::Probs, batch, dt })
+        Ok(Geometric {
+            param: ps.remove(0),
+            kind: Param::Probs,
+            batch,
+            dt,
+        })
     }
     /// With success logit `logits`.
     pub fn logits(logits: impl IntoArray) -> Result<Self> {
         let (mut ps, batch, dt) = promote("Geometric", vec![logits.into_array()])?;
-        Ok(Geometric { param: ps.remove(0), kind: Param::Logits, batch, dt })
+        Ok(Geometric {
+            param: ps.remove(0),
+            kind: Param::Logits,
+            batch,
+            dt,
+        })
     }
     fn probs_array(&self) -> Result<Array> {
         Ok(match self.kind {
@@ -370,14 +443,30 @@ impl Distribution for Geometric {
         let (k, p) = at(value, &[&self.param], self.dt)?;
         Ok(match self.kind {
             // log p = -softplus(-l), log(1 - p) = -softplus(l).
-            Param::Logits => k.mul(&p[0].softplus()?)?.neg()?.sub(&p[0].neg()?.softplus()?)?,
+            Param::Logits => k
+                .mul(&p[0].softplus()?)?
+                .neg()?
+                .sub(&p[0].neg()?.softplus()?)?,
             Param::Probs => k.mul(&p[0].neg()?.log1p()?)?.add(&p[0].log()?)?,
         })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let shape = full_shape(s, &self.batch, &[]);
-        let tiny = if self.dt == DType::F32 { f32::MIN_POSITIVE as f64 } else { f64::MIN_POSITIVE };
-        let u = std_draw(key, R::Uniform { min: tiny, max: 1.0 }, &shape, self.dt, &[])?;
+        let tiny = if self.dt == DType::F32 {
+            f32::MIN_POSITIVE as f64
+        } else {
+            f64::MIN_POSITIVE
+        };
+        let u = std_draw(
+            key,
+            R::Uniform {
+                min: tiny,
+                max: 1.0,
+            },
+            &shape,
+            self.dt,
+            &[],
+        )?;
         let p = self.probs_array()?;
         to_i32(&u.log()?.div(&p.neg()?.log1p()?)?.floor()?)
     }

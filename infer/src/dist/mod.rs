@@ -64,7 +64,10 @@ pub trait Distribution: fmt::Debug + Send + Sync {
     }
     /// The variance (shape `batch ++ event`).
     fn variance(&self) -> Result<Array> {
-        Err(Error::unsupported(self.name(), "variance is not implemented"))
+        Err(Error::unsupported(
+            self.name(),
+            "variance is not implemented",
+        ))
     }
     /// Whether `sample` is a differentiable function of the parameters.
     fn has_rsample(&self) -> bool {
@@ -178,14 +181,20 @@ impl<S: Shape, E: Elem> IntoArray for &Tensor<S, E> {
 /// Promotes parameters to one float dtype (f64 if any is f64, else f32; integers become
 /// that float) and returns them with their broadcast shape (the batch shape, for
 /// elementwise distributions).
-pub(crate) fn promote(what: &'static str, ps: Vec<Array>) -> Result<(Vec<Array>, Vec<usize>, DType)> {
+pub(crate) fn promote(
+    what: &'static str,
+    ps: Vec<Array>,
+) -> Result<(Vec<Array>, Vec<usize>, DType)> {
     let mut dt = None;
     for p in &ps {
         match p.dtype() {
             DType::F64 => dt = Some(DType::F64),
             DType::F32 if dt != Some(DType::F64) => dt = Some(DType::F32),
             d if d.is_float() => {
-                return Err(Error::invalid(what, format!("parameters must be f32 or f64, got {d}")))
+                return Err(Error::invalid(
+                    what,
+                    format!("parameters must be f32 or f64, got {d}"),
+                ))
             }
             _ => {}
         }
@@ -198,7 +207,14 @@ pub(crate) fn promote(what: &'static str, ps: Vec<Array>) -> Result<(Vec<Array>,
             return Err(Error::invalid(what, "a bool parameter is not supported"));
         }
         shape = bshape(what, &shape, p.shape()).map_err(|_| {
-            Error::invalid(what, format!("parameter shapes do not broadcast: {:?} vs {:?}", shape, p.shape()))
+            Error::invalid(
+                what,
+                format!(
+                    "parameter shapes do not broadcast: {:?} vs {:?}",
+                    shape,
+                    p.shape()
+                ),
+            )
         })?;
         out.push(p.cast(dt)?);
     }
@@ -208,9 +224,16 @@ pub(crate) fn promote(what: &'static str, ps: Vec<Array>) -> Result<(Vec<Array>,
 /// Casts `value` and the parameters to the dtype the density is computed in: the value's
 /// float dtype, or the parameters' for integer values.
 pub(crate) fn at(value: &Array, params: &[&Array], dt: DType) -> Result<(Array, Vec<Array>)> {
-    let dt = if value.dtype().is_float() { value.dtype() } else { dt };
+    let dt = if value.dtype().is_float() {
+        value.dtype()
+    } else {
+        dt
+    };
     let v = value.cast(dt)?;
-    let ps = params.iter().map(|p| p.cast(dt)).collect::<ferrax_core::Result<Vec<_>>>()?;
+    let ps = params
+        .iter()
+        .map(|p| p.cast(dt))
+        .collect::<ferrax_core::Result<Vec<_>>>()?;
     Ok((v, ps))
 }
 
@@ -223,14 +246,18 @@ pub(crate) fn full_shape(sample: &[usize], batch: &[usize], event: &[usize]) -> 
 }
 
 /// Standard draws from core's jax-compatible samplers.
-pub(crate) fn std_draw(key: &Key, d: ferrax_core::prim::random::Dist, shape: &[usize], dt: DType, ps: &[&Array]) -> Result<Array> {
-    Ok(ferrax_core::prim::random::random_sample(key.array(), d, shape, dt, ps)?)
-}
-
-/// Checks a scalar setting is positive and finite.
-pub(crate) fn check_pos(what: &'static str, name: &str, v: f64) -> Result<()> {
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(Error::invalid(what, format!("{name} must be positive and finite, got {v}")));
-    }
-    Ok(())
+pub(crate) fn std_draw(
+    key: &Key,
+    d: ferrax_core::prim::random::Dist,
+    shape: &[usize],
+    dt: DType,
+    ps: &[&Array],
+) -> Result<Array> {
+    Ok(ferrax_core::prim::random::random_sample(
+        key.array(),
+        d,
+        shape,
+        dt,
+        ps,
+    )?)
 }

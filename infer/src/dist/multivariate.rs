@@ -26,9 +26,16 @@ impl Dirichlet {
     pub fn new(concentration: impl IntoArray) -> Result<Self> {
         let (mut ps, shape, dt) = promote("Dirichlet", vec![concentration.into_array()])?;
         if shape.is_empty() {
-            return Err(Error::invalid("Dirichlet", "concentration needs a category axis (shape [..., K])"));
+            return Err(Error::invalid(
+                "Dirichlet",
+                "concentration needs a category axis (shape [..., K])",
+            ));
         }
-        Ok(Dirichlet { concentration: ps.remove(0), batch: shape[..shape.len() - 1].to_vec(), dt })
+        Ok(Dirichlet {
+            concentration: ps.remove(0),
+            batch: shape[..shape.len() - 1].to_vec(),
+            dt,
+        })
     }
 }
 impl Distribution for Dirichlet {
@@ -57,7 +64,8 @@ impl Distribution for Dirichlet {
     fn variance(&self) -> Result<Array> {
         let a = &self.concentration;
         let a0 = a.sum_last(1)?.expand_last()?;
-        Ok(a.mul(&a0.sub(a)?)?.div(&a0.square()?.mul(&a0.addc(1.0)?)?)?)
+        Ok(a.mul(&a0.sub(a)?)?
+            .div(&a0.square()?.mul(&a0.addc(1.0)?)?)?)
     }
 }
 
@@ -115,13 +123,21 @@ impl MultivariateNormal {
     /// From the mean and the lower Cholesky factor of the covariance.
     pub fn new(loc: impl IntoArray, scale_tril: impl IntoArray) -> Result<Self> {
         let (loc, l) = (loc.into_array(), scale_tril.into_array());
-        let dt = if loc.dtype() == DType::F64 || l.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+        let dt = if loc.dtype() == DType::F64 || l.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
         let loc = loc.cast(dt)?;
         let l = l.cast(dt)?;
         if loc.rank() < 1 || l.rank() < 2 {
             return Err(Error::invalid(
                 "MultivariateNormal",
-                format!("loc must be [..., k] and scale_tril [..., k, k], got {:?} and {:?}", loc.shape(), l.shape()),
+                format!(
+                    "loc must be [..., k] and scale_tril [..., k, k], got {:?} and {:?}",
+                    loc.shape(),
+                    l.shape()
+                ),
             ));
         }
         let k = loc.shape()[loc.rank() - 1];
@@ -129,11 +145,25 @@ impl MultivariateNormal {
         if ls[ls.len() - 1] != k || ls[ls.len() - 2] != k {
             return Err(Error::invalid(
                 "MultivariateNormal",
-                format!("scale_tril must be [..., {k}, {k}] to match loc {:?}, got {:?}", loc.shape(), ls),
+                format!(
+                    "scale_tril must be [..., {k}, {k}] to match loc {:?}, got {:?}",
+                    loc.shape(),
+                    ls
+                ),
             ));
         }
-        let batch = bshape("MultivariateNormal", &loc.shape()[..loc.rank() - 1], &ls[..ls.len() - 2])?;
-        Ok(MultivariateNormal { loc, scale_tril: l, batch, k, dt })
+        let batch = bshape(
+            "MultivariateNormal",
+            &loc.shape()[..loc.rank() - 1],
+            &ls[..ls.len() - 2],
+        )?;
+        Ok(MultivariateNormal {
+            loc,
+            scale_tril: l,
+            batch,
+            k,
+            dt,
+        })
     }
     /// From the mean and a covariance matrix (factored on the host: needs concrete values).
     pub fn from_covariance(loc: impl IntoArray, covariance: impl IntoArray) -> Result<Self> {
@@ -199,10 +229,13 @@ impl Distribution for MultivariateNormal {
         let shape = full_shape(s, &self.batch, &[self.k]);
         let eps = std_draw(key, R::Normal, &shape, self.dt, &[])?;
         let le = self.l_entries(&self.scale_tril)?;
-        let es: Vec<Array> = (0..self.k).map(|j| index_last(&eps, j)).collect::<ferrax_core::Result<_>>()?;
+        let es: Vec<Array> = (0..self.k)
+            .map(|j| index_last(&eps, j))
+            .collect::<ferrax_core::Result<_>>()?;
         let mut xs = Vec::with_capacity(self.k);
         for i in 0..self.k {
-            let mut acc = index_last(&self.loc, i)?.add(&le[i][0].as_ref().expect("lower").mul(&es[0])?)?;
+            let mut acc =
+                index_last(&self.loc, i)?.add(&le[i][0].as_ref().expect("lower").mul(&es[0])?)?;
             for j in 1..=i {
                 acc = acc.add(&le[i][j].as_ref().expect("lower").mul(&es[j])?)?;
             }
@@ -240,7 +273,10 @@ impl Distribution for MultivariateNormal {
 pub fn cholesky_host(a: &Array) -> Result<Array> {
     let s = a.shape().to_vec();
     if s.len() < 2 || s[s.len() - 1] != s[s.len() - 2] {
-        return Err(Error::invalid("cholesky", format!("expected square matrices [..., n, n], got {s:?}")));
+        return Err(Error::invalid(
+            "cholesky",
+            format!("expected square matrices [..., n, n], got {s:?}"),
+        ));
     }
     let n = s[s.len() - 1];
     let v = to_f64(a)?;
@@ -254,7 +290,10 @@ pub fn cholesky_host(a: &Array) -> Result<Array> {
                 }
                 if i == j {
                     if sum <= 0.0 || !sum.is_finite() {
-                        return Err(Error::invalid("cholesky", "the matrix is not positive definite"));
+                        return Err(Error::invalid(
+                            "cholesky",
+                            "the matrix is not positive definite",
+                        ));
                     }
                     o[i * n + i] = sum.sqrt();
                 } else {
@@ -263,7 +302,11 @@ pub fn cholesky_host(a: &Array) -> Result<Array> {
             }
         }
     }
-    Ok(Array::from_vec(s, out)?.cast(if a.dtype() == DType::F32 { DType::F32 } else { DType::F64 })?)
+    Ok(Array::from_vec(s, out)?.cast(if a.dtype() == DType::F32 {
+        DType::F32
+    } else {
+        DType::F64
+    })?)
 }
 
 /// A point mass at `v` (with `event_dim` trailing axes forming one event) carrying an
@@ -286,11 +329,26 @@ impl Delta {
     pub fn with(v: impl IntoArray, log_density: impl IntoArray, event_dim: usize) -> Result<Self> {
         let v = v.into_array();
         if event_dim > v.rank() {
-            return Err(Error::invalid("Delta", format!("event_dim {event_dim} exceeds the rank of v {:?}", v.shape())));
+            return Err(Error::invalid(
+                "Delta",
+                format!(
+                    "event_dim {event_dim} exceeds the rank of v {:?}",
+                    v.shape()
+                ),
+            ));
         }
-        let dt = if v.dtype().is_float() { v.dtype() } else { DType::F32 };
+        let dt = if v.dtype().is_float() {
+            v.dtype()
+        } else {
+            DType::F32
+        };
         let log_density = log_density.into_array().cast(dt)?;
-        Ok(Delta { v, log_density, event_dim, dt })
+        Ok(Delta {
+            v,
+            log_density,
+            event_dim,
+            dt,
+        })
     }
 }
 impl Distribution for Delta {
@@ -321,7 +379,9 @@ impl Distribution for Delta {
         Ok(where_(&all, &lp, &full_like(&lp, f64::NEG_INFINITY)?)?)
     }
     fn sample(&self, _key: &Key, s: &[usize]) -> Result<Array> {
-        Ok(self.v.bcast(&full_shape(s, &self.batch_shape(), &self.event_shape()))?)
+        Ok(self
+            .v
+            .bcast(&full_shape(s, &self.batch_shape(), &self.event_shape()))?)
     }
     fn mean(&self) -> Result<Array> {
         Ok(self.v.clone())

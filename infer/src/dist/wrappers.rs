@@ -23,7 +23,10 @@ impl Independent {
         if n > b.len() {
             return Err(Error::invalid(
                 "to_event",
-                format!("cannot move {n} batch axes to the event of a {} with batch shape {b:?}", base.name()),
+                format!(
+                    "cannot move {n} batch axes to the event of a {} with batch shape {b:?}",
+                    base.name()
+                ),
             ));
         }
         Ok(Independent { base, n })
@@ -81,14 +84,23 @@ impl Expanded {
     pub fn new(base: DynDist, batch_shape: &[usize]) -> Result<Self> {
         let b = base.batch_shape();
         let ok = b.len() <= batch_shape.len()
-            && b.iter().rev().zip(batch_shape.iter().rev()).all(|(&x, &y)| x == y || x == 1);
+            && b.iter()
+                .rev()
+                .zip(batch_shape.iter().rev())
+                .all(|(&x, &y)| x == y || x == 1);
         if !ok {
             return Err(Error::invalid(
                 "expand",
-                format!("the batch shape {b:?} of {} does not broadcast to {batch_shape:?}", base.name()),
+                format!(
+                    "the batch shape {b:?} of {} does not broadcast to {batch_shape:?}",
+                    base.name()
+                ),
             ));
         }
-        Ok(Expanded { base, batch: batch_shape.to_vec() })
+        Ok(Expanded {
+            base,
+            batch: batch_shape.to_vec(),
+        })
     }
 }
 impl Distribution for Expanded {
@@ -167,7 +179,10 @@ impl Masked {
     /// Masks `base` with a bool array.
     pub fn new(base: DynDist, mask: Array) -> Result<Self> {
         if mask.dtype() != DType::Bool {
-            return Err(Error::invalid("mask", format!("the mask must be bool, got {}", mask.dtype())));
+            return Err(Error::invalid(
+                "mask",
+                format!("the mask must be bool, got {}", mask.dtype()),
+            ));
         }
         bshape("mask", &base.batch_shape(), mask.shape())?;
         Ok(Masked { base, mask })
@@ -178,7 +193,8 @@ impl Distribution for Masked {
         "Masked"
     }
     fn batch_shape(&self) -> Vec<usize> {
-        bshape("mask", &self.base.batch_shape(), self.mask.shape()).unwrap_or_else(|_| self.base.batch_shape())
+        bshape("mask", &self.base.batch_shape(), self.mask.shape())
+            .unwrap_or_else(|_| self.base.batch_shape())
     }
     fn event_shape(&self) -> Vec<usize> {
         self.base.event_shape()
@@ -245,7 +261,9 @@ impl Distribution for TransformedDistribution {
         self.base.dtype()
     }
     fn support(&self) -> Constraint {
-        self.transforms.last().map_or_else(|| self.base.support(), Transform::codomain)
+        self.transforms
+            .last()
+            .map_or_else(|| self.base.support(), Transform::codomain)
     }
     fn has_rsample(&self) -> bool {
         self.base.has_rsample()

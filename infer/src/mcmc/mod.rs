@@ -21,7 +21,10 @@ use crate::diagnostics;
 use crate::error::{Error, Result};
 use crate::potential::Potential;
 use ferrax_core::random::Key;
-use nuts::{adaptation_windows, find_reasonable_step_size, hmc_step, nuts_step, DualAveraging, Point, Rng, Welford};
+use nuts::{
+    adaptation_windows, find_reasonable_step_size, hmc_step, nuts_step, DualAveraging, Point, Rng,
+    Welford,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -90,11 +93,17 @@ pub enum InitStrategy {
 impl Kernel {
     /// NUTS with NumPyro's defaults (max_tree_depth 10, target_accept_prob 0.8).
     pub fn nuts() -> Kernel {
-        Kernel::Nuts { max_tree_depth: 10, settings: KernelSettings::default() }
+        Kernel::Nuts {
+            max_tree_depth: 10,
+            settings: KernelSettings::default(),
+        }
     }
     /// HMC with `num_steps` leapfrog steps per transition.
     pub fn hmc(num_steps: usize) -> Kernel {
-        Kernel::Hmc { num_steps, settings: KernelSettings::default() }
+        Kernel::Hmc {
+            num_steps,
+            settings: KernelSettings::default(),
+        }
     }
     /// Mutable access to the shared settings.
     pub fn settings_mut(&mut self) -> &mut KernelSettings {
@@ -169,7 +178,11 @@ impl SiteDraws {
     pub fn element(&self, i: usize) -> Vec<Vec<f64>> {
         let k = self.numel();
         (0..self.num_chains)
-            .map(|c| (0..self.num_draws).map(|d| self.data[(c * self.num_draws + d) * k + i]).collect())
+            .map(|c| {
+                (0..self.num_draws)
+                    .map(|d| self.data[(c * self.num_draws + d) * k + i])
+                    .collect()
+            })
             .collect()
     }
     /// Posterior mean per element.
@@ -237,12 +250,19 @@ impl McmcResult {
         let mut rows = Vec::new();
         for (name, d) in &self.sites {
             for i in 0..d.numel() {
-                let label = if d.numel() == 1 { name.clone() } else { format!("{name}[{i}]") };
+                let label = if d.numel() == 1 {
+                    name.clone()
+                } else {
+                    format!("{name}[{i}]")
+                };
                 rows.push((label, diagnostics::SummaryRow::of(&d.element(i))));
             }
         }
         let mut s = diagnostics::format_summary(&rows);
-        s.push_str(&format!("\nNumber of divergences: {}\n", self.divergences()));
+        s.push_str(&format!(
+            "\nNumber of divergences: {}\n",
+            self.divergences()
+        ));
         s
     }
     /// Summary statistics per element of every site, keyed `name` or `name[i]`.
@@ -250,7 +270,11 @@ impl McmcResult {
         let mut m = BTreeMap::new();
         for (name, d) in &self.sites {
             for i in 0..d.numel() {
-                let label = if d.numel() == 1 { name.clone() } else { format!("{name}[{i}]") };
+                let label = if d.numel() == 1 {
+                    name.clone()
+                } else {
+                    format!("{name}[{i}]")
+                };
                 m.insert(label, diagnostics::SummaryRow::of(&d.element(i)));
             }
         }
@@ -261,7 +285,15 @@ impl McmcResult {
 impl Mcmc {
     /// A driver with `num_warmup` adaptation and `num_samples` kept iterations per chain.
     pub fn new(kernel: Kernel, num_warmup: usize, num_samples: usize) -> Mcmc {
-        Mcmc { kernel, num_warmup, num_samples, num_chains: 1, thinning: 1, method: ChainMethod::Parallel, progress: false }
+        Mcmc {
+            kernel,
+            num_warmup,
+            num_samples,
+            num_chains: 1,
+            thinning: 1,
+            method: ChainMethod::Parallel,
+            progress: false,
+        }
     }
     /// Number of chains (default 1).
     pub fn num_chains(mut self, n: usize) -> Mcmc {
@@ -287,25 +319,37 @@ impl Mcmc {
     /// Runs the chains on `model` (chain `i` uses `key.split(num_chains)[i]`).
     pub fn run<R>(&self, key: &Key, model: &(impl Fn() -> Result<R> + Sync)) -> Result<McmcResult> {
         if self.num_chains == 0 || self.num_samples == 0 || self.thinning == 0 {
-            return Err(Error::invalid("Mcmc", "num_chains, num_samples and thinning must be at least 1"));
+            return Err(Error::invalid(
+                "Mcmc",
+                "num_chains, num_samples and thinning must be at least 1",
+            ));
         }
         let keys = key.split(self.num_chains)?;
-        let results: Vec<Result<(Vec<(String, Vec<usize>)>, Vec<Vec<f64>>, ChainStats)>> = match self.method {
-            ChainMethod::Sequential => keys.iter().enumerate().map(|(i, k)| self.run_chain(i, k, model)).collect(),
-            ChainMethod::Parallel => std::thread::scope(|s| {
-                let hs: Vec<_> = keys
+        let results: Vec<Result<(Vec<(String, Vec<usize>)>, Vec<Vec<f64>>, ChainStats)>> =
+            match self.method {
+                ChainMethod::Sequential => keys
                     .iter()
                     .enumerate()
-                    .map(|(i, k)| {
-                        let k = k.clone();
-                        s.spawn(move || self.run_chain(i, &k, model))
-                    })
-                    .collect();
-                hs.into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::invalid("Mcmc", "a chain thread panicked"))))
-                    .collect()
-            }),
-        };
+                    .map(|(i, k)| self.run_chain(i, k, model))
+                    .collect(),
+                ChainMethod::Parallel => std::thread::scope(|s| {
+                    let hs: Vec<_> = keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| {
+                            let k = k.clone();
+                            s.spawn(move || self.run_chain(i, &k, model))
+                        })
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(Error::invalid("Mcmc", "a chain thread panicked"))
+                            })
+                        })
+                        .collect()
+                }),
+            };
         let mut names = Vec::new();
         let mut per_chain = Vec::new();
         let mut chains = Vec::new();
@@ -319,20 +363,36 @@ impl Mcmc {
         let mut sites = Vec::new();
         for (si, (name, shape)) in names.iter().enumerate() {
             let k: usize = shape.iter().product();
-            let offset: usize = names[..si].iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+            let offset: usize = names[..si]
+                .iter()
+                .map(|(_, s)| s.iter().product::<usize>())
+                .sum();
             let mut data = Vec::with_capacity(self.num_chains * num_draws * k);
             for c in &per_chain {
                 for d in c {
                     data.extend_from_slice(&d[offset..offset + k]);
                 }
             }
-            sites.push((name.clone(), SiteDraws { shape: shape.clone(), num_chains: self.num_chains, num_draws, data }));
+            sites.push((
+                name.clone(),
+                SiteDraws {
+                    shape: shape.clone(),
+                    num_chains: self.num_chains,
+                    num_draws,
+                    data,
+                },
+            ));
         }
         Ok(McmcResult { sites, chains })
     }
 
     #[allow(clippy::type_complexity)]
-    fn run_chain<R>(&self, chain: usize, key: &Key, model: &(impl Fn() -> Result<R> + ?Sized)) -> Result<(Vec<(String, Vec<usize>)>, Vec<Vec<f64>>, ChainStats)> {
+    fn run_chain<R>(
+        &self,
+        chain: usize,
+        key: &Key,
+        model: &(impl Fn() -> Result<R> + ?Sized),
+    ) -> Result<(Vec<(String, Vec<usize>)>, Vec<Vec<f64>>, ChainStats)> {
         let (k_init, k_rng) = key.split2()?;
         let pot = Potential::new(model, &k_init)?;
         let seed = k_rng.data()?;
@@ -341,7 +401,12 @@ impl Mcmc {
         let z0 = self.init_point(&pot, &settings.init, &mut rng)?;
         let d = pot.dim();
         let (pe, grad) = pot.value_and_grad(&z0)?;
-        let mut cur = Point { z: z0, r: vec![0.0; d], pe, grad };
+        let mut cur = Point {
+            z: z0,
+            r: vec![0.0; d],
+            pe,
+            grad,
+        };
         let mut inv_mass = vec![1.0; d];
         let mut eps = settings.step_size;
         if settings.adapt_step_size {
@@ -355,12 +420,41 @@ impl Mcmc {
         let t0 = Instant::now();
         let mut draws = Vec::with_capacity(self.num_samples);
         let step = |cur: &Point, eps: f64, inv_mass: &[f64], rng: &mut Rng| match &self.kernel {
-            Kernel::Nuts { max_tree_depth, settings } => nuts_step(cur, eps, *max_tree_depth, inv_mass, &pot, rng, settings.max_delta_energy),
-            Kernel::Hmc { num_steps, settings } => hmc_step(cur, eps, *num_steps, inv_mass, &pot, rng, settings.max_delta_energy),
+            Kernel::Nuts {
+                max_tree_depth,
+                settings,
+            } => nuts_step(
+                cur,
+                eps,
+                *max_tree_depth,
+                inv_mass,
+                &pot,
+                rng,
+                settings.max_delta_energy,
+            ),
+            Kernel::Hmc {
+                num_steps,
+                settings,
+            } => hmc_step(
+                cur,
+                eps,
+                *num_steps,
+                inv_mass,
+                &pot,
+                rng,
+                settings.max_delta_energy,
+            ),
         };
         for it in 0..total {
             if self.progress && total >= 10 && it % (total / 10) == 0 {
-                eprintln!("chain {chain}: {it}/{total} ({}) step size {eps:.3e}", if it < self.num_warmup { "warmup" } else { "sample" });
+                eprintln!(
+                    "chain {chain}: {it}/{total} ({}) step size {eps:.3e}",
+                    if it < self.num_warmup {
+                        "warmup"
+                    } else {
+                        "sample"
+                    }
+                );
             }
             let (next, info) = step(&cur, eps, &inv_mass, &mut rng)?;
             cur = next;
@@ -371,7 +465,10 @@ impl Mcmc {
                 if settings.adapt_step_size {
                     eps = da.update(info.accept_prob);
                 }
-                if settings.adapt_mass_matrix && it >= init_buf && window_ends.last().is_some_and(|&e| it <= e) {
+                if settings.adapt_mass_matrix
+                    && it >= init_buf
+                    && window_ends.last().is_some_and(|&e| it <= e)
+                {
                     welford.push(&cur.z);
                     if window_ends.contains(&it) {
                         inv_mass = welford.regularized_variance();
@@ -412,13 +509,18 @@ impl Mcmc {
         match init {
             InitStrategy::Uniform { radius } => {
                 for _ in 0..100 {
-                    let z: Vec<f64> = (0..d).map(|_| (2.0 * rng.uniform() - 1.0) * radius).collect();
+                    let z: Vec<f64> = (0..d)
+                        .map(|_| (2.0 * rng.uniform() - 1.0) * radius)
+                        .collect();
                     let (pe, g) = pot.value_and_grad(&z)?;
                     if pe.is_finite() && g.iter().all(|x| x.is_finite()) {
                         return Ok(z);
                     }
                 }
-                Err(Error::invalid("Mcmc", "no initial point with a finite potential and gradient found in 100 tries"))
+                Err(Error::invalid(
+                    "Mcmc",
+                    "no initial point with a finite potential and gradient found in 100 tries",
+                ))
             }
             InitStrategy::Values(v) => pot.unconstrain(v),
         }

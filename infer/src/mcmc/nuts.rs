@@ -160,9 +160,19 @@ pub fn hmc_step(
     }
     let h1 = q.pe + kinetic(&q.r, inv_mass);
     let d = h0 - h1;
-    let accept_prob = if d.is_nan() || diverging { 0.0 } else { d.exp().min(1.0) };
+    let accept_prob = if d.is_nan() || diverging {
+        0.0
+    } else {
+        d.exp().min(1.0)
+    };
     let next = if rng.uniform() < accept_prob { q } else { p };
-    let info = TransitionInfo { accept_prob, diverging, tree_depth: 0, num_steps: num_steps.max(1), potential_energy: next.pe };
+    let info = TransitionInfo {
+        accept_prob,
+        diverging,
+        tree_depth: 0,
+        num_steps: num_steps.max(1),
+        potential_energy: next.pe,
+    };
     Ok((next, info))
 }
 
@@ -203,7 +213,13 @@ impl Nuts<'_> {
 
     /// Builds a subtree of `2^depth` leapfrog steps from `start` in direction `sign`.
     /// Returns `None` when it diverged or made a U-turn (the caller stops there).
-    fn build(&mut self, depth: usize, start: &Point, sign: f64, rng: &mut Rng) -> Result<Option<Sub>> {
+    fn build(
+        &mut self,
+        depth: usize,
+        start: &Point,
+        sign: f64,
+        rng: &mut Rng,
+    ) -> Result<Option<Sub>> {
         if depth == 0 {
             let q = leapfrog(start, sign * self.eps, self.inv_mass, self.f)?;
             self.n_leapfrog += 1;
@@ -239,12 +255,26 @@ impl Nuts<'_> {
         };
         let log_sum_w = logaddexp(init.log_sum_w, fin.log_sum_w);
         // Uniform (multinomial) sampling within a subtree.
-        let prop = if rng.uniform() < (fin.log_sum_w - log_sum_w).exp() { fin.prop } else { init.prop };
+        let prop = if rng.uniform() < (fin.log_sum_w - log_sum_w).exp() {
+            fin.prop
+        } else {
+            init.prop
+        };
         let rho: Vec<f64> = init.rho.iter().zip(&fin.rho).map(|(a, b)| a + b).collect();
         let mut ok = Self::criterion(&init.p_sharp_beg, &fin.p_sharp_end, &rho);
-        let ext: Vec<f64> = init.rho.iter().zip(&fin.p_beg).map(|(a, b)| a + b).collect();
+        let ext: Vec<f64> = init
+            .rho
+            .iter()
+            .zip(&fin.p_beg)
+            .map(|(a, b)| a + b)
+            .collect();
         ok &= Self::criterion(&init.p_sharp_beg, &fin.p_sharp_beg, &ext);
-        let ext: Vec<f64> = fin.rho.iter().zip(&init.p_end).map(|(a, b)| a + b).collect();
+        let ext: Vec<f64> = fin
+            .rho
+            .iter()
+            .zip(&init.p_end)
+            .map(|(a, b)| a + b)
+            .collect();
         ok &= Self::criterion(&init.p_sharp_end, &fin.p_sharp_end, &ext);
         if !ok {
             return Ok(None);
@@ -275,11 +305,21 @@ pub fn nuts_step(
     let mut p0 = cur.clone();
     p0.r = momentum(rng, inv_mass);
     let h0 = p0.pe + kinetic(&p0.r, inv_mass);
-    let mut nuts = Nuts { f, inv_mass, eps, h0, max_delta: max_delta_energy, n_leapfrog: 0, sum_metro: 0.0, divergent: false };
+    let mut nuts = Nuts {
+        f,
+        inv_mass,
+        eps,
+        h0,
+        max_delta: max_delta_energy,
+        n_leapfrog: 0,
+        sum_metro: 0.0,
+        divergent: false,
+    };
     let ps0 = nuts.sharp(&p0.r);
     // Both ends of the trajectory, with their momenta and velocities.
     let (mut fwd, mut bck) = (p0.clone(), p0.clone());
-    let (mut p_sharp_fwd_fwd, mut p_sharp_fwd_bck, mut p_sharp_bck_fwd, mut p_sharp_bck_bck) = (ps0.clone(), ps0.clone(), ps0.clone(), ps0);
+    let (mut p_sharp_fwd_fwd, mut p_sharp_fwd_bck, mut p_sharp_bck_fwd, mut p_sharp_bck_bck) =
+        (ps0.clone(), ps0.clone(), ps0.clone(), ps0);
     let (mut p_fwd_bck, mut p_bck_fwd) = (p0.r.clone(), p0.r.clone());
     let mut rho = p0.r.clone();
     let mut log_sum_w = 0.0;
@@ -348,14 +388,24 @@ pub struct DualAveraging {
 impl DualAveraging {
     /// Restarts around step size `eps` (shrinkage target `log(10 eps)`).
     pub fn new(eps: f64, target: f64) -> Self {
-        DualAveraging { mu: (10.0 * eps).ln(), s_bar: 0.0, x_bar: 0.0, count: 0.0, target }
+        DualAveraging {
+            mu: (10.0 * eps).ln(),
+            s_bar: 0.0,
+            x_bar: 0.0,
+            count: 0.0,
+            target,
+        }
     }
     /// Feeds one acceptance probability; returns the next step size.
     pub fn update(&mut self, accept_prob: f64) -> f64 {
         const GAMMA: f64 = 0.05;
         const T0: f64 = 10.0;
         const KAPPA: f64 = 0.75;
-        let a = if accept_prob.is_finite() { accept_prob.clamp(0.0, 1.0) } else { 0.0 };
+        let a = if accept_prob.is_finite() {
+            accept_prob.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self.count += 1.0;
         let eta = 1.0 / (self.count + T0);
         self.s_bar = (1.0 - eta) * self.s_bar + eta * (self.target - a);
@@ -372,7 +422,13 @@ impl DualAveraging {
 
 /// Stan's heuristic initial step size: doubles or halves until the one-step acceptance
 /// probability crosses 0.8.
-pub fn find_reasonable_step_size(cur: &Point, inv_mass: &[f64], f: &dyn GradFn, rng: &mut Rng, eps0: f64) -> Result<f64> {
+pub fn find_reasonable_step_size(
+    cur: &Point,
+    inv_mass: &[f64],
+    f: &dyn GradFn,
+    rng: &mut Rng,
+    eps0: f64,
+) -> Result<f64> {
     let mut eps = eps0;
     let mut p = cur.clone();
     p.r = momentum(rng, inv_mass);
@@ -381,7 +437,11 @@ pub fn find_reasonable_step_size(cur: &Point, inv_mass: &[f64], f: &dyn GradFn, 
     for _ in 0..100 {
         let q = leapfrog(&p, eps, inv_mass, f)?;
         let h = q.pe + kinetic(&q.r, inv_mass);
-        let d = if h.is_nan() { f64::NEG_INFINITY } else { h0 - h };
+        let d = if h.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            h0 - h
+        };
         let dir = if d > (0.8f64).ln() { 1.0 } else { -1.0 };
         if direction == 0.0 {
             direction = dir;
@@ -389,7 +449,11 @@ pub fn find_reasonable_step_size(cur: &Point, inv_mass: &[f64], f: &dyn GradFn, 
         if dir != direction {
             break;
         }
-        let next = if direction > 0.0 { eps * 2.0 } else { eps * 0.5 };
+        let next = if direction > 0.0 {
+            eps * 2.0
+        } else {
+            eps * 0.5
+        };
         if !(1e-12..=1e7).contains(&next) {
             break;
         }
@@ -408,7 +472,11 @@ pub struct Welford {
 impl Welford {
     /// Empty, for `d` coordinates.
     pub fn new(d: usize) -> Self {
-        Welford { n: 0.0, mean: vec![0.0; d], m2: vec![0.0; d] }
+        Welford {
+            n: 0.0,
+            mean: vec![0.0; d],
+            m2: vec![0.0; d],
+        }
     }
     /// Adds a draw.
     pub fn push(&mut self, x: &[f64]) {

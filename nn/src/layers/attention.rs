@@ -57,7 +57,10 @@ fn big_neg(dt: DType) -> f64 {
 
 impl<const D: usize, const H: usize, E: Float> MultiHeadAttention<D, H, E> {
     const HEAD_DIM: usize = {
-        assert!(H > 0 && D % H == 0, "MultiHeadAttention: the head count H must divide the features D");
+        assert!(
+            H > 0 && D.is_multiple_of(H),
+            "MultiHeadAttention: the head count H must divide the features D"
+        );
         D / H
     };
     /// Four `Linear<D, D>` projections with the default initializers.
@@ -70,8 +73,15 @@ impl<const D: usize, const H: usize, E: Float> MultiHeadAttention<D, H, E> {
         })
     }
     /// Self-attention over a `(batch, time, D)` sequence; `causal` hides future positions.
-    pub fn forward<B: Dim, const T: usize>(&self, x: &Tensor<(B, C<T>, C<D>), E>, causal: bool) -> Tensor<(B, C<T>, C<D>), E> {
-        typed("MultiHeadAttention", self.attend_array(x.array(), x.array(), None, causal))
+    pub fn forward<B: Dim, const T: usize>(
+        &self,
+        x: &Tensor<(B, C<T>, C<D>), E>,
+        causal: bool,
+    ) -> Tensor<(B, C<T>, C<D>), E> {
+        typed(
+            "MultiHeadAttention",
+            self.attend_array(x.array(), x.array(), None, causal),
+        )
     }
     /// Attention of queries from `q` over keys and values from `kv`, with an optional mask
     /// (`true` = may attend, shape `(batch, TQ, TK)`, e.g. key padding) and causal masking.
@@ -82,7 +92,12 @@ impl<const D: usize, const H: usize, E: Float> MultiHeadAttention<D, H, E> {
         mask: Option<&Tensor<(B, C<TQ>, C<TK>), bool>>,
         causal: bool,
     ) -> Result<Tensor<(B, C<TQ>, C<D>), E>> {
-        Tensor::from_array(self.attend_array(q.array(), kv.array(), mask.map(|m| m.array()), causal)?)
+        Tensor::from_array(self.attend_array(
+            q.array(),
+            kv.array(),
+            mask.map(|m| m.array()),
+            causal,
+        )?)
     }
 
     fn heads(&self, x: &Array) -> Result<Array> {
@@ -92,9 +107,20 @@ impl<const D: usize, const H: usize, E: Float> MultiHeadAttention<D, H, E> {
         transpose(&r, &[0, 2, 1, 3])
     }
 
-    fn attend_array(&self, qx: &Array, kvx: &Array, mask: Option<&Array>, causal: bool) -> Result<Array> {
-        let p = |l: &Linear<D, D, E>, x: &Array| linear(x, l.kernel.array(), l.bias.as_ref().map(|b| b.array()));
-        let q = self.heads(&scale(&p(&self.query, qx)?, 1.0 / (Self::HEAD_DIM as f64).sqrt())?)?;
+    fn attend_array(
+        &self,
+        qx: &Array,
+        kvx: &Array,
+        mask: Option<&Array>,
+        causal: bool,
+    ) -> Result<Array> {
+        let p = |l: &Linear<D, D, E>, x: &Array| {
+            linear(x, l.kernel.array(), l.bias.as_ref().map(|b| b.array()))
+        };
+        let q = self.heads(&scale(
+            &p(&self.query, qx)?,
+            1.0 / (Self::HEAD_DIM as f64).sqrt(),
+        )?)?;
         let k = self.heads(&p(&self.key, kvx)?)?;
         let v = self.heads(&p(&self.value, kvx)?)?;
         // (B, H, TQ, TK)
@@ -116,7 +142,11 @@ impl<const D: usize, const H: usize, E: Float> MultiHeadAttention<D, H, E> {
             });
         }
         let logits = match allowed {
-            Some(a) => select(&a, &logits, &Array::full(&ls, logits.dtype(), big_neg(logits.dtype())))?,
+            Some(a) => select(
+                &a,
+                &logits,
+                &Array::full(&ls, logits.dtype(), big_neg(logits.dtype())),
+            )?,
             None => logits,
         };
         let w = softmax(&logits, &[3])?;
@@ -167,11 +197,18 @@ impl<const D: usize, const H: usize, const F: usize, E: Float> TransformerBlock<
         })
     }
     /// Applies the block; `causal` for decoder-style self-attention.
-    pub fn forward<B: Dim, const T: usize>(&self, x: &Tensor<(B, C<T>, C<D>), E>, causal: bool) -> Tensor<(B, C<T>, C<D>), E> {
+    pub fn forward<B: Dim, const T: usize>(
+        &self,
+        x: &Tensor<(B, C<T>, C<D>), E>,
+        causal: bool,
+    ) -> Tensor<(B, C<T>, C<D>), E> {
         let a = self.attn.forward(&self.ln1.forward(x), causal);
         let x1: Tensor<(B, C<T>, C<D>), E> = typed("TransformerBlock", add(x.array(), a.array()));
         let h = self.mlp_in.forward(&self.ln2.forward(&x1));
-        let h = typed::<(B, C<T>, C<F>), E>("TransformerBlock", ferrax_core::ops::arith::gelu(h.array()));
+        let h = typed::<(B, C<T>, C<F>), E>(
+            "TransformerBlock",
+            ferrax_core::ops::arith::gelu(h.array()),
+        );
         let m = self.mlp_out.forward(&h);
         typed("TransformerBlock", add(x1.array(), m.array()))
     }

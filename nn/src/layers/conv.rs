@@ -29,7 +29,13 @@ use ferrax_macros::Module;
 /// ```
 #[derive(Module, Clone, Debug)]
 #[module(crate = crate)]
-pub struct Conv2d<const CI: usize, const CO: usize, const KH: usize, const KW: usize, E: Float = f32> {
+pub struct Conv2d<
+    const CI: usize,
+    const CO: usize,
+    const KH: usize,
+    const KW: usize,
+    E: Float = f32,
+> {
     /// `(KH, KW, CI, CO)` weights.
     pub kernel: Tensor<(C<KH>, C<KW>, C<CI>, C<CO>), E>,
     /// `(CO,)` bias, if any.
@@ -79,15 +85,32 @@ enum Pool {
     Avg,
 }
 
-fn pool2d(x: &Array, kind: Pool, window: (usize, usize), strides: (usize, usize), padding: &Padding) -> Result<Array> {
+fn pool2d(
+    x: &Array,
+    kind: Pool,
+    window: (usize, usize),
+    strides: (usize, usize),
+    padding: &Padding,
+) -> Result<Array> {
     const OP: &str = "pool2d";
     if x.rank() != 4 {
-        return Err(Error::shape(OP, format!("expected an NHWC input, got shape {:?}", x.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("expected an NHWC input, got shape {:?}", x.shape()),
+        ));
     }
     if window.0 == 0 || window.1 == 0 || strides.0 == 0 || strides.1 == 0 {
-        return Err(Error::invalid(OP, format!("window {window:?} and strides {strides:?} must be positive")));
+        return Err(Error::invalid(
+            OP,
+            format!("window {window:?} and strides {strides:?} must be positive"),
+        ));
     }
-    let pads = padding.pads(&x.shape()[1..3], &[window.0, window.1], &[strides.0, strides.1], &[1, 1])?;
+    let pads = padding.pads(
+        &x.shape()[1..3],
+        &[window.0, window.1],
+        &[strides.0, strides.1],
+        &[1, 1],
+    )?;
     // Max pools pad with -inf (padding never wins); average pools pad with 0 and divide by
     // the full window (Flax's `count_include_pad=True`).
     let fill = match kind {
@@ -95,14 +118,22 @@ fn pool2d(x: &Array, kind: Pool, window: (usize, usize), strides: (usize, usize)
         Pool::Avg => 0.0,
     };
     let xp = if pads.iter().any(|&(l, h)| l != 0 || h != 0) {
-        let cfg = [(0, 0, 0), (pads[0].0, pads[0].1, 0), (pads[1].0, pads[1].1, 0), (0, 0, 0)];
+        let cfg = [
+            (0, 0, 0),
+            (pads[0].0, pads[0].1, 0),
+            (pads[1].0, pads[1].1, 0),
+            (0, 0, 0),
+        ];
         pad(x, &Array::full(&[], x.dtype(), fill), &cfg)?
     } else {
         x.clone()
     };
     let s = xp.shape().to_vec();
     if s[1] < window.0 || s[2] < window.1 {
-        return Err(Error::shape(OP, format!("window {window:?} does not fit the (padded) input {s:?}")));
+        return Err(Error::shape(
+            OP,
+            format!("window {window:?} does not fit the (padded) input {s:?}"),
+        ));
     }
     let oh = (s[1] - window.0) / strides.0 + 1;
     let ow = (s[2] - window.1) / strides.1 + 1;
@@ -112,7 +143,12 @@ fn pool2d(x: &Array, kind: Pool, window: (usize, usize), strides: (usize, usize)
     for di in 0..window.0 {
         for dj in 0..window.1 {
             let start = [0, di, dj, 0];
-            let limit = [s[0], di + (oh - 1) * strides.0 + 1, dj + (ow - 1) * strides.1 + 1, s[3]];
+            let limit = [
+                s[0],
+                di + (oh - 1) * strides.0 + 1,
+                dj + (ow - 1) * strides.1 + 1,
+                s[3],
+            ];
             let v = slice(&xp, &start, &limit, Some(&[1, strides.0, strides.1, 1]))?;
             acc = Some(match (acc, kind) {
                 (None, _) => v,
@@ -135,7 +171,10 @@ fn pooled<B: Dim, const OH: usize, const OW: usize, const CH: usize, E: Float>(
     if y.shape()[1..3] != [OH, OW] {
         return Err(Error::shape(
             op,
-            format!("the pooled output is {:?}, but the result type names spatial dims ({OH}, {OW})", y.shape()),
+            format!(
+                "the pooled output is {:?}, but the result type names spatial dims ({OH}, {OW})",
+                y.shape()
+            ),
         ));
     }
     Tensor::from_array(y)
@@ -150,21 +189,43 @@ fn pooled<B: Dim, const OH: usize, const OW: usize, const CH: usize, E: Float>(
 /// let y: Tensor<(C<1>, C<1>, C<1>, C<1>)> = max_pool2d(&x, (2, 2), (2, 2), &Padding::Valid).unwrap();
 /// assert_eq!(y.to_vec().unwrap(), vec![5.]);
 /// ```
-pub fn max_pool2d<B: Dim, const H: usize, const W: usize, const CH: usize, const OH: usize, const OW: usize, E: Float>(
+pub fn max_pool2d<
+    B: Dim,
+    const H: usize,
+    const W: usize,
+    const CH: usize,
+    const OH: usize,
+    const OW: usize,
+    E: Float,
+>(
     x: &Tensor<(B, C<H>, C<W>, C<CH>), E>,
     window: (usize, usize),
     strides: (usize, usize),
     padding: &Padding,
 ) -> Result<Tensor<(B, C<OH>, C<OW>, C<CH>), E>> {
-    pooled("max_pool2d", pool2d(x.array(), Pool::Max, window, strides, padding)?)
+    pooled(
+        "max_pool2d",
+        pool2d(x.array(), Pool::Max, window, strides, padding)?,
+    )
 }
 
 /// Average pooling (`nnx.avg_pool`, padding counted in the window), NHWC.
-pub fn avg_pool2d<B: Dim, const H: usize, const W: usize, const CH: usize, const OH: usize, const OW: usize, E: Float>(
+pub fn avg_pool2d<
+    B: Dim,
+    const H: usize,
+    const W: usize,
+    const CH: usize,
+    const OH: usize,
+    const OW: usize,
+    E: Float,
+>(
     x: &Tensor<(B, C<H>, C<W>, C<CH>), E>,
     window: (usize, usize),
     strides: (usize, usize),
     padding: &Padding,
 ) -> Result<Tensor<(B, C<OH>, C<OW>, C<CH>), E>> {
-    pooled("avg_pool2d", pool2d(x.array(), Pool::Avg, window, strides, padding)?)
+    pooled(
+        "avg_pool2d",
+        pool2d(x.array(), Pool::Avg, window, strides, padding)?,
+    )
 }

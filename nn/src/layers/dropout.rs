@@ -50,7 +50,11 @@ impl Dropout {
     }
     /// Applies dropout with a key from `rngs.dropout()` (drawn only in training mode with a
     /// positive rate).
-    pub fn forward<S: Shape, E: Float>(&self, x: &Tensor<S, E>, rngs: &mut Rngs) -> Result<Tensor<S, E>> {
+    pub fn forward<S: Shape, E: Float>(
+        &self,
+        x: &Tensor<S, E>,
+        rngs: &mut Rngs,
+    ) -> Result<Tensor<S, E>> {
         if !self.training || self.rate == 0.0 {
             return Ok(x.clone());
         }
@@ -58,7 +62,11 @@ impl Dropout {
         self.forward_with_key(x, &key)
     }
     /// Applies dropout with a given key (for keys drawn outside a differentiated closure).
-    pub fn forward_with_key<S: Shape, E: Float>(&self, x: &Tensor<S, E>, key: &Key) -> Result<Tensor<S, E>> {
+    pub fn forward_with_key<S: Shape, E: Float>(
+        &self,
+        x: &Tensor<S, E>,
+        key: &Key,
+    ) -> Result<Tensor<S, E>> {
         if !self.training || self.rate == 0.0 {
             return Ok(x.clone());
         }

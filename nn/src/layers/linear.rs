@@ -4,10 +4,10 @@
 use crate::init::{self, Initializer};
 use crate::rngs::Rngs;
 use crate::util::{along_last, typed, LastDim};
+use ferrax_core::ops::linalg::AppendDim;
 use ferrax_core::prim::dot_general::dot_general;
 use ferrax_core::prim::gather::take;
 use ferrax_core::{Array, Float, Int, Result, Tensor, C};
-use ferrax_core::ops::linalg::AppendDim;
 use ferrax_macros::Module;
 
 /// A dense layer from `I` to `O` features: `y = x · kernel + bias` over the last axis of
@@ -60,7 +60,14 @@ impl<const I: usize, const O: usize, E: Float> Linear<I, O, E> {
     where
         S: LastDim<Last = C<I>>,
     {
-        typed("Linear", linear(x.array(), self.kernel.array(), self.bias.as_ref().map(|b| b.array())))
+        typed(
+            "Linear",
+            linear(
+                x.array(),
+                self.kernel.array(),
+                self.bias.as_ref().map(|b| b.array()),
+            ),
+        )
     }
 }
 
@@ -128,7 +135,14 @@ impl<const V: usize, const D: usize, E: Float> Embed<V, D, E> {
     {
         typed(
             "Embed::attend",
-            dot_general(x.array(), self.embedding.array(), &[x.array().rank() - 1], &[1], &[], &[]),
+            dot_general(
+                x.array(),
+                self.embedding.array(),
+                &[x.array().rank() - 1],
+                &[1],
+                &[],
+                &[],
+            ),
         )
     }
 }

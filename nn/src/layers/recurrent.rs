@@ -67,7 +67,11 @@ impl<const I: usize, const HD: usize, E: Float> LSTMCell<I, HD, E> {
         Ok(LSTMCell {
             input_kernel: Tensor::from_array(ik)?,
             recurrent_kernel: Tensor::from_array(rk)?,
-            bias: Tensor::from_array(Initializer::Zeros.init_array(&rngs.params()?, &[4 * HD], E::DTYPE)?)?,
+            bias: Tensor::from_array(Initializer::Zeros.init_array(
+                &rngs.params()?,
+                &[4 * HD],
+                E::DTYPE,
+            )?)?,
         })
     }
     /// A zero carry for a batch of `b`.
@@ -75,7 +79,11 @@ impl<const I: usize, const HD: usize, E: Float> LSTMCell<I, HD, E> {
         (Tensor::zeros_shape((b, C)), Tensor::zeros_shape((b, C)))
     }
     /// One step: `(carry, x) -> (carry', h')`.
-    pub fn forward<B: Dim>(&self, carry: &LstmCarry<B, HD, E>, x: &Tensor<(B, C<I>), E>) -> (LstmCarry<B, HD, E>, Tensor<(B, C<HD>), E>) {
+    pub fn forward<B: Dim>(
+        &self,
+        carry: &LstmCarry<B, HD, E>,
+        x: &Tensor<(B, C<I>), E>,
+    ) -> (LstmCarry<B, HD, E>, Tensor<(B, C<HD>), E>) {
         let (c, h) = typed_pair(self.step_array(carry.0.array(), carry.1.array(), x.array()));
         ((c.clone(), h.clone()), h)
     }
@@ -92,7 +100,11 @@ impl<const I: usize, const HD: usize, E: Float> LSTMCell<I, HD, E> {
     }
     /// Runs the cell over the time axis of `(B, T, I)` from `carry`: the final carry and
     /// the outputs `(B, T, HD)`. The loop is unrolled when traced (T is static).
-    pub fn unroll<B: Dim, const T: usize>(&self, carry: &LstmCarry<B, HD, E>, xs: &Tensor<(B, C<T>, C<I>), E>) -> Result<(LstmCarry<B, HD, E>, Tensor<(B, C<T>, C<HD>), E>)> {
+    pub fn unroll<B: Dim, const T: usize>(
+        &self,
+        carry: &LstmCarry<B, HD, E>,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+    ) -> Result<(LstmCarry<B, HD, E>, Tensor<(B, C<T>, C<HD>), E>)> {
         let (mut c, mut h) = (carry.0.array().clone(), carry.1.array().clone());
         let mut ys = Vec::with_capacity(T);
         for t in 0..T {
@@ -104,7 +116,10 @@ impl<const I: usize, const HD: usize, E: Float> LSTMCell<I, HD, E> {
         } else {
             stack_time(&ys)?
         };
-        Ok(((Tensor::from_array(c)?, Tensor::from_array(h)?), Tensor::from_array(out)?))
+        Ok((
+            (Tensor::from_array(c)?, Tensor::from_array(h)?),
+            Tensor::from_array(out)?,
+        ))
     }
 }
 
@@ -153,7 +168,11 @@ impl<const I: usize, const HD: usize, E: Float> GRUCell<I, HD, E> {
         Tensor::zeros_shape((b, C))
     }
     /// One step: `(h, x) -> (h', h')`.
-    pub fn forward<B: Dim>(&self, h: &Tensor<(B, C<HD>), E>, x: &Tensor<(B, C<I>), E>) -> (Tensor<(B, C<HD>), E>, Tensor<(B, C<HD>), E>) {
+    pub fn forward<B: Dim>(
+        &self,
+        h: &Tensor<(B, C<HD>), E>,
+        x: &Tensor<(B, C<I>), E>,
+    ) -> (Tensor<(B, C<HD>), E>, Tensor<(B, C<HD>), E>) {
         let h2: Tensor<(B, C<HD>), E> = typed("GRUCell", self.step_array(h.array(), x.array()));
         (h2.clone(), h2)
     }
@@ -162,13 +181,20 @@ impl<const I: usize, const HD: usize, E: Float> GRUCell<I, HD, E> {
         let zh = linear(h, self.recurrent_kernel.array(), None)?;
         let r = logistic(&add(&gate(&zx, 0, HD)?, &gate(&zh, 0, HD)?)?)?;
         let z = logistic(&add(&gate(&zx, 1, HD)?, &gate(&zh, 1, HD)?)?)?;
-        let hn = add(&gate(&zh, 2, HD)?, &crate::util::along_last(self.recurrent_bias.array(), h.shape())?)?;
+        let hn = add(
+            &gate(&zh, 2, HD)?,
+            &crate::util::along_last(self.recurrent_bias.array(), h.shape())?,
+        )?;
         let n = tanh(&add(&gate(&zx, 2, HD)?, &mul(&r, &hn)?)?)?;
         // (1 - z) n + z h = n + z (h - n)
         add(&n, &mul(&z, &sub(h, &n)?)?)
     }
     /// Runs the cell over the time axis of `(B, T, I)`: the final carry and the outputs.
-    pub fn unroll<B: Dim, const T: usize>(&self, h: &Tensor<(B, C<HD>), E>, xs: &Tensor<(B, C<T>, C<I>), E>) -> Result<(Tensor<(B, C<HD>), E>, Tensor<(B, C<T>, C<HD>), E>)> {
+    pub fn unroll<B: Dim, const T: usize>(
+        &self,
+        h: &Tensor<(B, C<HD>), E>,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+    ) -> Result<(Tensor<(B, C<HD>), E>, Tensor<(B, C<T>, C<HD>), E>)> {
         let mut h = h.array().clone();
         let mut ys = Vec::with_capacity(T);
         for t in 0..T {

@@ -1,2 +1,0 @@
-//! B7: NUTS throughput as minimum bulk ESS per second (filled in below).
-fn main() {}
