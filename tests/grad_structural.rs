@@ -229,12 +229,12 @@ fn gather_grads() {
 
 #[test]
 fn gather_repeated_indices_accumulate() {
-    // d/dx sum(take(x, [0, 0, 2, -1, 9])) counts how often each row is read: -1 wraps to 2
-    // and 9 clamps to 3.
+    // d/dx sum(take(x, [0, 0, 2, -1, 9])) counts how often each row is read: -1 wraps to 3
+    // (the last row) and 9 clamps to 3.
     let x = arr(&[4, 2], 1);
     let idx = i32s(&[5], &[0, 0, 2, -1, 9]);
     let g = grad(&x, |x: &Array| sum_all(&take(x, &idx, 0).unwrap()).unwrap()).unwrap();
-    assert_eq!(f64s(&g), vec![2.0, 2.0, 0.0, 0.0, 2.0, 2.0, 1.0, 1.0]);
+    assert_eq!(f64s(&g), vec![2.0, 2.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0]);
 }
 
 #[test]
@@ -377,8 +377,21 @@ fn reference_concat_take() {
 }
 
 #[test]
+fn reference_reshape_transpose_elementwise_matmul() {
+    // sum((reshape(x, (4, 3)) @ transpose(W)) ** 2), with the matmul written as a broadcast
+    // product summed over k, so that only the structural rules (and elementwise/reduction
+    // ones) are involved.
+    check_reference("reshape_transpose", &["x", "W"], &|a| {
+        let xr = broadcast_in_dim(&reshape(&a[0], &[4, 3])?, &[4, 3, 2], &[0, 1])?;
+        let wt = broadcast_in_dim(&transpose(&a[1], &[1, 0])?, &[4, 3, 2], &[1, 2])?;
+        let y = reduce_sum(&mul(&xr, &wt)?, &[1])?;
+        sum_all(&mul(&y, &y)?)
+    });
+}
+
+#[test]
 fn reference_reshape_transpose() {
-    // sum((reshape(x, (4, 3)) @ transpose(W)) ** 2). Needs dot_general's reverse rule.
+    // The same through `matmul`, so it also needs dot_general's reverse rule.
     check_reference("reshape_transpose", &["x", "W"], &|a| {
         let y = ferrax::prim::dot_general::matmul(&reshape(&a[0], &[4, 3])?, &transpose(&a[1], &[1, 0])?)?;
         sum_all(&mul(&y, &y)?)

@@ -81,7 +81,7 @@ pub fn effective_sample_size(x: &[Vec<f64>]) -> f64 {
     let n = x[0].len();
     let total = (x.len() * n) as f64;
     let (var_within, var_est) = chain_variance_stats(x);
-    if !(var_est > 0.0) {
+    if var_est.is_nan() || var_est <= 0.0 {
         return f64::NAN;
     }
     // Lags are added in pairs until a pair sum is no longer positive, so autocovariances

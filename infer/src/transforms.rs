@@ -220,16 +220,14 @@ impl Transform {
                     *l = l.saturating_sub(1);
                 }
             }
-            Transform::LowerCholesky | Transform::CorrCholesky => {
-                if v.len() >= 2 {
-                    let n = v.pop().unwrap_or(0);
-                    v.pop();
-                    v.push(if matches!(self, Transform::CorrCholesky) {
-                        n * n.saturating_sub(1) / 2
-                    } else {
-                        n * (n + 1) / 2
-                    });
-                }
+            Transform::LowerCholesky | Transform::CorrCholesky if v.len() >= 2 => {
+                let n = v.pop().unwrap_or(0);
+                v.pop();
+                v.push(if matches!(self, Transform::CorrCholesky) {
+                    n * n.saturating_sub(1) / 2
+                } else {
+                    n * (n + 1) / 2
+                });
             }
             Transform::Compose(ts) => {
                 for t in ts.iter().rev() {

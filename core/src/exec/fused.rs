@@ -94,39 +94,60 @@ pub(crate) fn no_fusion(p: &Program) -> Vec<Group> {
     (0..p.eqns.len()).map(Group::Single).collect()
 }
 
-/// Greedy partition in program order with one open region at a time. A region runs where
-/// it is flushed, so it is flushed before any step that reads one of its values.
+/// Greedy partition in program order. Several regions may be open at once, one per
+/// (shape, dtype); a region runs where it is flushed, so it is flushed before any step (or
+/// other region) that reads one of its values. Scalar side computations (an optimizer's
+/// bias corrections) thus no longer split the big elementwise region around them.
 pub(crate) fn partition(p: &Program) -> Vec<Group> {
+    struct Open {
+        key: (Vec<usize>, DType),
+        eqns: Vec<usize>,
+        defs: HashSet<Var>,
+    }
     let mut groups = Vec::new();
-    let mut open: Vec<usize> = Vec::new();
-    let mut open_key: Option<(Vec<usize>, DType)> = None;
-    let mut open_defs: HashSet<Var> = HashSet::new();
-    let flush = |open: &mut Vec<usize>, defs: &mut HashSet<Var>, groups: &mut Vec<Group>| {
-        if !open.is_empty() {
-            groups.push(build_region(p, std::mem::take(open)));
+    let mut open: Vec<Open> = Vec::new();
+    let flush_users = |uses: &[Var], skip: Option<usize>, open: &mut Vec<Open>, groups: &mut Vec<Group>| {
+        // Flush (in creation order) every open region, other than `skip`, that defines a used
+        // value; flushing one can make another's values needed earlier, so repeat.
+        let mut k = 0;
+        while k < open.len() {
+            if Some(k) != skip && uses.iter().any(|v| open[k].defs.contains(v)) {
+                let r = open.remove(k);
+                groups.push(build_region(p, r.eqns));
+                return true;
+            }
+            k += 1;
         }
-        defs.clear();
+        false
     };
     for (i, e) in p.eqns.iter().enumerate() {
-        let uses_open = e.ins.iter().any(|v| open_defs.contains(v));
-        let fusible = is_elementwise(p, i) || (is_broadcast(p, i) && !uses_open);
-        if fusible {
+        let elementwise = is_elementwise(p, i);
+        let bcast = is_broadcast(p, i);
+        if elementwise || bcast {
             let key = (p.aval(e.outs[0]).shape.clone(), p.aval(e.outs[0]).dtype);
-            if open_key.as_ref() != Some(&key) {
-                flush(&mut open, &mut open_defs, &mut groups);
-                open_key = Some(key);
+            loop {
+                let mine = open.iter().position(|o| o.key == key);
+                // A broadcast reads its operand whole, so it cannot take it from its own region.
+                let skip = if bcast { None } else { mine };
+                if !flush_users(&e.ins, skip, &mut open, &mut groups) {
+                    break;
+                }
             }
-            open.push(i);
-            open_defs.extend(e.outs.iter().copied());
+            match open.iter_mut().find(|o| o.key == key) {
+                Some(o) => {
+                    o.eqns.push(i);
+                    o.defs.extend(e.outs.iter().copied());
+                }
+                None => open.push(Open { key, eqns: vec![i], defs: e.outs.iter().copied().collect() }),
+            }
         } else {
-            if uses_open {
-                flush(&mut open, &mut open_defs, &mut groups);
-                open_key = None;
-            }
+            while flush_users(&e.ins, None, &mut open, &mut groups) {}
             groups.push(Group::Single(i));
         }
     }
-    flush(&mut open, &mut open_defs, &mut groups);
+    for o in open {
+        groups.push(build_region(p, o.eqns));
+    }
     // A region of one plain equation gains nothing from the chunked loop; run it directly.
     groups
         .into_iter()
@@ -348,7 +369,7 @@ impl Region {
         }
         let out_ptrs: Vec<SendPtr<T>> = out_bufs.iter_mut().map(|b| SendPtr(b.as_mut_ptr())).collect();
         let task = |lo: usize, hi: usize| -> Result<()> {
-            let mut scratch: Vec<Vec<T>> = vec![vec![T::default(); CHUNK]; self.members.len()];
+            let mut scratch: Vec<Vec<T>> = vec![vec![T::default(); CHUNK.min(hi - lo)]; self.members.len()];
             let mut c = lo;
             while c < hi {
                 let len = CHUNK.min(hi - c);

@@ -487,7 +487,7 @@ impl Mcmc {
                 }
                 continue;
             }
-            if (it - self.num_warmup) % self.thinning != 0 {
+            if !(it - self.num_warmup).is_multiple_of(self.thinning) {
                 continue;
             }
             if info.diverging {
