@@ -13,6 +13,9 @@ pub use ferrax_core::*;
 pub use ferrax_infer as infer;
 pub use ferrax_nn as nn;
 pub use ferrax_optim as optim;
+/// The CUDA device backend (feature `cuda`).
+#[cfg(feature = "cuda")]
+pub use ferrax_cuda as cuda;
 
 /// Everything a typical program needs: `use ferrax::prelude::*;`.
 pub mod prelude {

@@ -92,7 +92,11 @@ fn reshape_grads() {
         (&[1], &[]),
     ];
     for (k, (from, to)) in cases.iter().enumerate() {
-        check(&format!("reshape {from:?} -> {to:?}"), |xs| loss(&reshape(&xs[0], to)?), &[arr(from, k as u64)]);
+        check(
+            &format!("reshape {from:?} -> {to:?}"),
+            |xs| loss(&reshape(&xs[0], to)?),
+            &[arr(from, k as u64)],
+        );
     }
 }
 
@@ -100,7 +104,11 @@ fn reshape_grads() {
 fn transpose_grads() {
     let perms: &[&[usize]] = &[&[1, 0, 2], &[2, 0, 1], &[2, 1, 0], &[0, 2, 1]];
     for (k, p) in perms.iter().enumerate() {
-        check(&format!("transpose {p:?}"), |xs| loss(&transpose(&xs[0], p)?), &[arr(&[2, 3, 4], k as u64)]);
+        check(
+            &format!("transpose {p:?}"),
+            |xs| loss(&transpose(&xs[0], p)?),
+            &[arr(&[2, 3, 4], k as u64)],
+        );
     }
 }
 
@@ -143,7 +151,10 @@ fn pad_grads() {
         check(
             &format!("pad {cfg:?}"),
             |xs| loss(&pad(&xs[0], &xs[1], cfg)?),
-            &[arr(&[4, 3], k as u64), Array::from_vec(vec![], vec![0.37 + k as f64 * 0.1]).unwrap()],
+            &[
+                arr(&[4, 3], k as u64),
+                Array::from_vec(vec![], vec![0.37 + k as f64 * 0.1]).unwrap(),
+            ],
         );
     }
 }
@@ -152,13 +163,22 @@ fn pad_grads() {
 fn dynamic_slice_grads() {
     // Starts in range, past the end (clamped to dim - size), negative (clamped to 0), and of
     // several integer dtypes.
-    let cases: &[(i64, i64, [usize; 2])] = &[(1, 2, [3, 2]), (5, 9, [2, 3]), (-3, 1, [4, 1]), (0, 0, [5, 4]), (2, -1, [0, 2])];
+    let cases: &[(i64, i64, [usize; 2])] = &[
+        (1, 2, [3, 2]),
+        (5, 9, [2, 3]),
+        (-3, 1, [4, 1]),
+        (0, 0, [5, 4]),
+        (2, -1, [0, 2]),
+    ];
     for (k, &(a, b, sizes)) in cases.iter().enumerate() {
         for dt in [DType::I32, DType::I64, DType::U32] {
             if dt == DType::U32 && (a < 0 || b < 0) {
                 continue;
             }
-            let (sa, sb) = (Array::full(&[], dt, a as f64), Array::full(&[], dt, b as f64));
+            let (sa, sb) = (
+                Array::full(&[], dt, a as f64),
+                Array::full(&[], dt, b as f64),
+            );
             check(
                 &format!("dynamic_slice starts ({a}, {b}) sizes {sizes:?} {dt}"),
                 |xs| loss(&dynamic_slice(&xs[0], &[&sa, &sb], &sizes)?),
@@ -170,7 +190,12 @@ fn dynamic_slice_grads() {
 
 #[test]
 fn dynamic_update_slice_grads() {
-    let cases: &[(i64, i64, [usize; 2])] = &[(1, 2, [3, 2]), (5, 9, [2, 3]), (-3, 1, [4, 1]), (0, 0, [5, 4])];
+    let cases: &[(i64, i64, [usize; 2])] = &[
+        (1, 2, [3, 2]),
+        (5, 9, [2, 3]),
+        (-3, 1, [4, 1]),
+        (0, 0, [5, 4]),
+    ];
     for (k, &(a, b, ushape)) in cases.iter().enumerate() {
         let (sa, sb) = (Array::scalar(a as i32), Array::scalar(b as i32));
         check(
@@ -202,7 +227,11 @@ fn concatenate_grads() {
 fn rev_grads() {
     let cases: &[&[usize]] = &[&[0], &[1], &[0, 2], &[2, 1, 0]];
     for (k, axes) in cases.iter().enumerate() {
-        check(&format!("rev {axes:?}"), |xs| loss(&rev(&xs[0], axes)?), &[arr(&[3, 2, 4], k as u64)]);
+        check(
+            &format!("rev {axes:?}"),
+            |xs| loss(&rev(&xs[0], axes)?),
+            &[arr(&[3, 2, 4], k as u64)],
+        );
     }
 }
 
@@ -219,12 +248,27 @@ fn gather_grads() {
         );
     }
     let idx64 = Array::from_vec(vec![4], vec![1i64, 1, -4, 9]).unwrap();
-    check("take i64", |xs| loss(&take(&xs[0], &idx64, 1)?), &[arr(&[2, 3], 5)]);
+    check(
+        "take i64",
+        |xs| loss(&take(&xs[0], &idx64, 1)?),
+        &[arr(&[2, 3], 5)],
+    );
     // take_along_axis on [3, 4] along each axis.
-    let along0 = i32s(&[5, 4], &[0, 1, 2, 0, 2, 2, -1, 1, 0, 0, 0, 9, 1, 2, 1, 1, -3, 0, 2, 2]);
+    let along0 = i32s(
+        &[5, 4],
+        &[0, 1, 2, 0, 2, 2, -1, 1, 0, 0, 0, 9, 1, 2, 1, 1, -3, 0, 2, 2],
+    );
     let along1 = i32s(&[3, 2], &[3, 3, 0, -1, 8, 1]);
-    check("take_along_axis 0", |xs| loss(&gather(&xs[0], &along0, 0, GatherMode::AlongAxis)?), &[arr(&[3, 4], 6)]);
-    check("take_along_axis 1", |xs| loss(&gather(&xs[0], &along1, 1, GatherMode::AlongAxis)?), &[arr(&[3, 4], 7)]);
+    check(
+        "take_along_axis 0",
+        |xs| loss(&gather(&xs[0], &along0, 0, GatherMode::AlongAxis)?),
+        &[arr(&[3, 4], 6)],
+    );
+    check(
+        "take_along_axis 1",
+        |xs| loss(&gather(&xs[0], &along1, 1, GatherMode::AlongAxis)?),
+        &[arr(&[3, 4], 7)],
+    );
 }
 
 #[test]
@@ -249,12 +293,30 @@ fn scatter_add_grads() {
             ushape[axis] = 4;
             check(
                 &format!("scatter_add take axis {axis} {mode:?}"),
-                |xs| loss(&scatter_add(&xs[0], &take_idx, &xs[1], axis, GatherMode::Take, mode)?),
+                |xs| {
+                    loss(&scatter_add(
+                        &xs[0],
+                        &take_idx,
+                        &xs[1],
+                        axis,
+                        GatherMode::Take,
+                        mode,
+                    )?)
+                },
                 &[arr(&[3, 3], 1), arr(&ushape, 2)],
             );
             check(
                 &format!("scatter_add along axis {axis} {mode:?}"),
-                |xs| loss(&scatter_add(&xs[0], &along, &xs[1], axis, GatherMode::AlongAxis, mode)?),
+                |xs| {
+                    loss(&scatter_add(
+                        &xs[0],
+                        &along,
+                        &xs[1],
+                        axis,
+                        GatherMode::AlongAxis,
+                        mode,
+                    )?)
+                },
                 &[arr(&[3, 3], 3), arr(&[3, 3], 4)],
             );
         }
@@ -269,7 +331,10 @@ fn scatter_add_drop_gives_dropped_updates_zero_gradient() {
     let u = arr(&[4], 2);
     let idx = i32s(&[4], &[0, 3, -1, -4]);
     let weights = Array::from_vec(vec![3], vec![1.0, 10.0, 100.0]).unwrap();
-    for (mode, want) in [(IndexMode::Drop, vec![1.0, 0.0, 100.0, 0.0]), (IndexMode::Clip, vec![1.0, 100.0, 100.0, 1.0])] {
+    for (mode, want) in [
+        (IndexMode::Drop, vec![1.0, 0.0, 100.0, 0.0]),
+        (IndexMode::Clip, vec![1.0, 100.0, 100.0, 1.0]),
+    ] {
         let g = grad(&u, |u: &Array| {
             let y = scatter_add(&x, &idx, u, 0, GatherMode::Take, mode).unwrap();
             sum_all(&mul(&y, &weights).unwrap()).unwrap()
@@ -282,7 +347,13 @@ fn scatter_add_drop_gives_dropped_updates_zero_gradient() {
 #[test]
 fn iota_has_no_operands_to_differentiate() {
     let ct = Array::zeros(&[3], DType::F64);
-    let cts = Iota { shape: vec![3], dtype: DType::F64, dimension: 0 }.vjp(&[], &[], &[Some(ct)]).unwrap();
+    let cts = Iota {
+        shape: vec![3],
+        dtype: DType::F64,
+        dimension: 0,
+    }
+    .vjp(&[], &[], &[Some(ct)])
+    .unwrap();
     assert!(cts.is_empty());
     // A function using iota differentiates through its other operands.
     check(
@@ -296,16 +367,34 @@ fn iota_has_no_operands_to_differentiate() {
 fn integer_operands_get_no_cotangent() {
     let x = i32s(&[4], &[1, 2, 3, 4]);
     let ct = i32s(&[2], &[1, 1]);
-    let s = Slice { start: vec![1], limit: vec![3], strides: vec![1] };
-    let out = s.vjp(&[x.clone()], &[ct.clone()], &[Some(ct.clone())]).unwrap();
+    let s = Slice {
+        start: vec![1],
+        limit: vec![3],
+        strides: vec![1],
+    };
+    let out = s
+        .vjp(
+            std::slice::from_ref(&x),
+            std::slice::from_ref(&ct),
+            &[Some(ct.clone())],
+        )
+        .unwrap();
     assert!(out[0].is_none());
-    let g = Gather { axis: 0, mode: GatherMode::Take };
+    let g = Gather {
+        axis: 0,
+        mode: GatherMode::Take,
+    };
     let idx = i32s(&[2], &[0, 3]);
-    let out = g.vjp(&[x, idx], &[ct.clone()], &[Some(ct)]).unwrap();
+    let out = g
+        .vjp(&[x, idx], std::slice::from_ref(&ct), &[Some(ct.clone())])
+        .unwrap();
     assert!(out.iter().all(Option::is_none));
     // A zero (absent) cotangent gives absent cotangents.
     let t = Transpose { perm: vec![1, 0] };
-    assert!(t.vjp(&[arr(&[2, 3], 0)], &[arr(&[3, 2], 0)], &[None]).unwrap()[0].is_none());
+    assert!(t
+        .vjp(&[arr(&[2, 3], 0)], &[arr(&[3, 2], 0)], &[None])
+        .unwrap()[0]
+        .is_none());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -320,27 +409,47 @@ fn flatten(v: &serde_json::Value, out: &mut Vec<f64>) {
 }
 
 fn tensor(v: &serde_json::Value) -> Array {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
     let mut data = Vec::new();
     flatten(&v["data"], &mut data);
     match v["dtype"].as_str().unwrap() {
         "float64" => Array::from_vec(shape, data).unwrap(),
-        "int32" => Array::from_vec(shape, data.iter().map(|&x| x as i32).collect::<Vec<_>>()).unwrap(),
+        "int32" => {
+            Array::from_vec(shape, data.iter().map(|&x| x as i32).collect::<Vec<_>>()).unwrap()
+        }
         other => panic!("unexpected dtype {other}"),
     }
 }
 
 fn reference(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/grads_shared.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/grads_shared.json"
+    ))
+    .unwrap();
     let all: serde_json::Value = serde_json::from_str(&text).unwrap();
-    all["functions"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap().clone()
+    all["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap()
+        .clone()
 }
 
 fn close(what: &str, got: &Array, want: &Array) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
     let scale = f64s(want).iter().fold(0f64, |m, x| m.max(x.abs()));
     for (i, (g, w)) in f64s(got).iter().zip(f64s(want)).enumerate() {
-        assert!((g - w).abs() <= 1e-12 + 1e-10 * scale, "{what}[{i}]: {g} vs JAX {w}");
+        assert!(
+            (g - w).abs() <= 1e-12 + 1e-10 * scale,
+            "{what}[{i}]: {g} vs JAX {w}"
+        );
     }
 }
 
@@ -351,14 +460,25 @@ fn check_reference(name: &str, names: &[&str], f: &dyn Fn(&[Array]) -> Result<Ar
     let xs: Vec<Array> = names.iter().map(|n| tensor(&r["inputs"][n])).collect();
     let ts: Vec<Array> = names.iter().map(|n| tensor(&r["tangent"][n])).collect();
     let f64r = &r["float64"];
-    close(&format!("{name} value"), &f(&xs).unwrap(), &tensor(&f64r["value"]));
+    close(
+        &format!("{name} value"),
+        &f(&xs).unwrap(),
+        &tensor(&f64r["value"]),
+    );
     let g = grad(&xs, |xs: &Vec<Array>| f(xs).unwrap()).unwrap();
     for (n, gi) in names.iter().zip(&g) {
         close(&format!("{name} grad {n}"), gi, &tensor(&f64r["grad"][n]));
     }
     let (_, t) = jvp(&xs, &ts, |xs: &Vec<Array>| f(xs).unwrap()).unwrap();
-    close(&format!("{name} jvp"), &t, &tensor(&f64r["jvp"]["tangent_out"]));
-    let (_, hv) = jvp(&xs, &ts, |xs: &Vec<Array>| grad(xs, |ys: &Vec<Array>| f(ys).unwrap()).unwrap()).unwrap();
+    close(
+        &format!("{name} jvp"),
+        &t,
+        &tensor(&f64r["jvp"]["tangent_out"]),
+    );
+    let (_, hv) = jvp(&xs, &ts, |xs: &Vec<Array>| {
+        grad(xs, |ys: &Vec<Array>| f(ys).unwrap()).unwrap()
+    })
+    .unwrap();
     for (n, h) in names.iter().zip(&hv) {
         close(&format!("{name} hvp {n}"), h, &tensor(&f64r["hvp"][n]));
     }
@@ -393,7 +513,10 @@ fn reference_reshape_transpose_elementwise_matmul() {
 fn reference_reshape_transpose() {
     // The same through `matmul`, so it also needs dot_general's reverse rule.
     check_reference("reshape_transpose", &["x", "W"], &|a| {
-        let y = ferrax::prim::dot_general::matmul(&reshape(&a[0], &[4, 3])?, &transpose(&a[1], &[1, 0])?)?;
+        let y = ferrax::prim::dot_general::matmul(
+            &reshape(&a[0], &[4, 3])?,
+            &transpose(&a[1], &[1, 0])?,
+        )?;
         sum_all(&mul(&y, &y)?)
     });
 }
@@ -404,7 +527,13 @@ fn reference_reshape_transpose() {
 /// Runs `prim`'s batching rule on `n` examples (argument `j` of example `i` is
 /// `make(i, j)`; unbatched arguments use example 0), stacked along `dims[j]`, and checks
 /// each example of the result bit for bit against the primitive on that example alone.
-fn check_batch(what: &str, prim: Arc<dyn Primitive>, make: &dyn Fn(usize, usize) -> Array, dims: &[Option<usize>], n: usize) {
+fn check_batch(
+    what: &str,
+    prim: Arc<dyn Primitive>,
+    make: &dyn Fn(usize, usize) -> Array,
+    dims: &[Option<usize>],
+    n: usize,
+) {
     let batched: Vec<Array> = dims
         .iter()
         .enumerate()
@@ -422,13 +551,24 @@ fn check_batch(what: &str, prim: Arc<dyn Primitive>, make: &dyn Fn(usize, usize)
     };
     assert_eq!(outs.len(), 1, "{what}");
     for i in 0..n {
-        let ex: Vec<Array> = (0..dims.len()).map(|j| if dims[j].is_some() { make(i, j) } else { make(0, j) }).collect();
+        let ex: Vec<Array> = (0..dims.len())
+            .map(|j| {
+                if dims[j].is_some() {
+                    make(i, j)
+                } else {
+                    make(0, j)
+                }
+            })
+            .collect();
         let want = &ferrax::bind(prim.clone(), &ex.iter().collect::<Vec<_>>()).unwrap()[0];
         let got = match out_dims[0] {
             Some(d) => index_axis(&outs[0], d, i).unwrap(),
             None => outs[0].clone(),
         };
-        assert!(got.bit_eq(want), "{what} dims {dims:?} example {i}: {got:?} vs {want:?}");
+        assert!(
+            got.bit_eq(want),
+            "{what} dims {dims:?} example {i}: {got:?} vs {want:?}"
+        );
     }
 }
 
@@ -442,8 +582,15 @@ fn unary_dims(rank: usize) -> Vec<Vec<Option<usize>>> {
 fn all_dims(ranks: &[usize]) -> Vec<Vec<Option<usize>>> {
     let mut out: Vec<Vec<Option<usize>>> = vec![vec![]];
     for &r in ranks {
-        let choices: Vec<Option<usize>> = if r == 0 { vec![Some(0), None] } else { vec![Some(0), Some(1), None] };
-        out = out.iter().flat_map(|p| choices.iter().map(move |c| [p.clone(), vec![*c]].concat())).collect();
+        let choices: Vec<Option<usize>> = if r == 0 {
+            vec![Some(0), None]
+        } else {
+            vec![Some(0), Some(1), None]
+        };
+        out = out
+            .iter()
+            .flat_map(|p| choices.iter().map(move |c| [p.clone(), vec![*c]].concat()))
+            .collect();
     }
     out.retain(|d| d.iter().any(Option::is_some));
     out
@@ -453,14 +600,53 @@ fn all_dims(ranks: &[usize]) -> Vec<Vec<Option<usize>>> {
 fn batch_single_operand_rules() {
     let x = |i: usize, _: usize| arr(&[3, 4, 2], 10 + i as u64);
     let prims: Vec<(&str, Arc<dyn Primitive>)> = vec![
-        ("reshape", Arc::new(Reshape { new_shape: vec![4, 6] })),
-        ("reshape flat", Arc::new(Reshape { new_shape: vec![24] })),
-        ("transpose", Arc::new(Transpose { perm: vec![2, 0, 1] })),
-        ("transpose swap", Arc::new(Transpose { perm: vec![1, 0, 2] })),
-        ("slice", Arc::new(Slice { start: vec![1, 0, 1], limit: vec![3, 4, 2], strides: vec![1, 2, 1] })),
+        (
+            "reshape",
+            Arc::new(Reshape {
+                new_shape: vec![4, 6],
+            }),
+        ),
+        (
+            "reshape flat",
+            Arc::new(Reshape {
+                new_shape: vec![24],
+            }),
+        ),
+        (
+            "transpose",
+            Arc::new(Transpose {
+                perm: vec![2, 0, 1],
+            }),
+        ),
+        (
+            "transpose swap",
+            Arc::new(Transpose {
+                perm: vec![1, 0, 2],
+            }),
+        ),
+        (
+            "slice",
+            Arc::new(Slice {
+                start: vec![1, 0, 1],
+                limit: vec![3, 4, 2],
+                strides: vec![1, 2, 1],
+            }),
+        ),
         ("rev", Arc::new(Rev { axes: vec![0, 2] })),
-        ("broadcast_in_dim", Arc::new(BroadcastInDim { shape: vec![3, 5, 4, 2], dims: vec![0, 2, 3] })),
-        ("broadcast_in_dim front", Arc::new(BroadcastInDim { shape: vec![2, 3, 4, 2], dims: vec![1, 2, 3] })),
+        (
+            "broadcast_in_dim",
+            Arc::new(BroadcastInDim {
+                shape: vec![3, 5, 4, 2],
+                dims: vec![0, 2, 3],
+            }),
+        ),
+        (
+            "broadcast_in_dim front",
+            Arc::new(BroadcastInDim {
+                shape: vec![2, 3, 4, 2],
+                dims: vec![1, 2, 3],
+            }),
+        ),
     ];
     for (what, p) in &prims {
         for d in unary_dims(3) {
@@ -469,7 +655,10 @@ fn batch_single_operand_rules() {
     }
     // Broadcasting size-1 axes, with the batch axis landing between target axes.
     let y = |i: usize, _: usize| arr(&[3, 1], 20 + i as u64);
-    let b = Arc::new(BroadcastInDim { shape: vec![2, 3, 6, 4], dims: vec![1, 3] });
+    let b = Arc::new(BroadcastInDim {
+        shape: vec![2, 3, 6, 4],
+        dims: vec![1, 3],
+    });
     for d in unary_dims(2) {
         check_batch("broadcast_in_dim stretch", b.clone(), &y, &d, 3);
     }
@@ -477,9 +666,17 @@ fn batch_single_operand_rules() {
 
 #[test]
 fn batch_pad() {
-    let make = |i: usize, j: usize| if j == 0 { arr(&[3, 2], 30 + i as u64) } else { Array::from_vec(vec![], vec![0.5 + i as f64]).unwrap() };
+    let make = |i: usize, j: usize| {
+        if j == 0 {
+            arr(&[3, 2], 30 + i as u64)
+        } else {
+            Array::from_vec(vec![], vec![0.5 + i as f64]).unwrap()
+        }
+    };
     for cfg in [vec![(1, 2, 0), (0, 1, 1)], vec![(-1, 2, 1), (2, -1, 0)]] {
-        let p: Arc<dyn Primitive> = Arc::new(Pad { config: cfg.clone() });
+        let p: Arc<dyn Primitive> = Arc::new(Pad {
+            config: cfg.clone(),
+        });
         for d in all_dims(&[2, 0]) {
             check_batch(&format!("pad {cfg:?}"), p.clone(), &make, &d, 4);
         }
@@ -505,33 +702,66 @@ fn batch_concatenate() {
 fn batch_dynamic_slice() {
     // Starts differ per example (in range, clamped high, negative) when batched.
     let starts = [[1i32, 0], [7, 2], [-2, 5], [2, -1]];
-    let make = |i: usize, j: usize| if j == 0 { arr(&[5, 4], 50 + i as u64) } else { Array::scalar(starts[i][j - 1]) };
-    let p: Arc<dyn Primitive> = Arc::new(DynamicSlice { sizes: vec![2, 3] });
-    for d in all_dims(&[2, 0, 0]) {
-        check_batch("dynamic_slice", p.clone(), &make, &d, 4);
+    let make = |i: usize, j: usize| {
+        if j == 0 {
+            arr(&[5, 4], 50 + i as u64)
+        } else {
+            Array::scalar(starts[i][j - 1])
+        }
+    };
+    // Including full-size and empty windows.
+    for sizes in [vec![2, 3], vec![5, 1], vec![0, 4]] {
+        let p: Arc<dyn Primitive> = Arc::new(DynamicSlice {
+            sizes: sizes.clone(),
+        });
+        for d in all_dims(&[2, 0, 0]) {
+            check_batch(&format!("dynamic_slice {sizes:?}"), p.clone(), &make, &d, 4);
+        }
     }
 }
 
 #[test]
 fn batch_dynamic_update_slice() {
     let starts = [[1i32, 0], [7, 2], [-2, 5], [2, -1]];
-    let make = |i: usize, j: usize| match j {
-        0 => arr(&[5, 4], 60 + i as u64),
-        1 => arr(&[2, 3], 70 + i as u64),
-        _ => Array::scalar(starts[i][j - 2]),
-    };
-    let p: Arc<dyn Primitive> = Arc::new(DynamicUpdateSlice);
-    for d in all_dims(&[2, 2, 0, 0]) {
-        check_batch("dynamic_update_slice", p.clone(), &make, &d, 4);
+    // Including a full-size and an empty update.
+    for ushape in [[2, 3], [5, 1], [0, 4]] {
+        let make = |i: usize, j: usize| match j {
+            0 => arr(&[5, 4], 60 + i as u64),
+            1 => arr(&ushape, 70 + i as u64),
+            _ => Array::scalar(starts[i][j - 2]),
+        };
+        let p: Arc<dyn Primitive> = Arc::new(DynamicUpdateSlice);
+        for d in all_dims(&[2, 2, 0, 0]) {
+            check_batch(
+                &format!("dynamic_update_slice {ushape:?}"),
+                p.clone(),
+                &make,
+                &d,
+                4,
+            );
+        }
     }
 }
 
 #[test]
 fn batch_gather() {
-    let take_idx = [[0i32, 2, 2, -1, 9, 1], [1, 1, 0, 0, 2, -2], [2, 0, 1, 7, -1, 0]];
+    let take_idx = [
+        [0i32, 2, 2, -1, 9, 1],
+        [1, 1, 0, 0, 2, -2],
+        [2, 0, 1, 7, -1, 0],
+    ];
     for axis in 0..3 {
-        let make = |i: usize, j: usize| if j == 0 { arr(&[3, 4, 3], 80 + i as u64) } else { i32s(&[2, 3], &take_idx[i]) };
-        let p: Arc<dyn Primitive> = Arc::new(Gather { axis, mode: GatherMode::Take });
+        let make = |i: usize, j: usize| {
+            if j == 0 {
+                arr(&[3, 4, 3], 80 + i as u64)
+            } else {
+                i32s(&[2, 3], &take_idx[i])
+            }
+        };
+        let p: Arc<dyn Primitive> = Arc::new(Gather {
+            axis,
+            mode: GatherMode::Take,
+        });
         for d in all_dims(&[3, 2]) {
             check_batch(&format!("take axis {axis}"), p.clone(), &make, &d, 3);
         }
@@ -547,9 +777,18 @@ fn batch_gather() {
                 i32s(&s, &v[..s.iter().product()])
             }
         };
-        let p: Arc<dyn Primitive> = Arc::new(Gather { axis, mode: GatherMode::AlongAxis });
+        let p: Arc<dyn Primitive> = Arc::new(Gather {
+            axis,
+            mode: GatherMode::AlongAxis,
+        });
         for d in all_dims(&[2, 2]) {
-            check_batch(&format!("take_along_axis axis {axis}"), p.clone(), &make, &d, 3);
+            check_batch(
+                &format!("take_along_axis axis {axis}"),
+                p.clone(),
+                &make,
+                &d,
+                3,
+            );
         }
     }
 }
@@ -568,9 +807,19 @@ fn batch_scatter_add() {
                     arr(&s, 110 + i as u64)
                 }
             };
-            let p: Arc<dyn Primitive> = Arc::new(ScatterAdd { axis, mode: GatherMode::Take, indices: mode });
+            let p: Arc<dyn Primitive> = Arc::new(ScatterAdd {
+                axis,
+                mode: GatherMode::Take,
+                indices: mode,
+            });
             for d in all_dims(&[2, 1, 2]) {
-                check_batch(&format!("scatter_add take axis {axis} {mode:?}"), p.clone(), &make, &d, 3);
+                check_batch(
+                    &format!("scatter_add take axis {axis} {mode:?}"),
+                    p.clone(),
+                    &make,
+                    &d,
+                    3,
+                );
             }
             let make = move |i: usize, j: usize| match j {
                 0 => arr(&[3, 3], 120 + i as u64),
@@ -580,9 +829,19 @@ fn batch_scatter_add() {
                 }
                 _ => arr(&[3, 3], 130 + i as u64),
             };
-            let p: Arc<dyn Primitive> = Arc::new(ScatterAdd { axis, mode: GatherMode::AlongAxis, indices: mode });
+            let p: Arc<dyn Primitive> = Arc::new(ScatterAdd {
+                axis,
+                mode: GatherMode::AlongAxis,
+                indices: mode,
+            });
             for d in all_dims(&[2, 2, 2]) {
-                check_batch(&format!("scatter_add along axis {axis} {mode:?}"), p.clone(), &make, &d, 3);
+                check_batch(
+                    &format!("scatter_add along axis {axis} {mode:?}"),
+                    p.clone(),
+                    &make,
+                    &d,
+                    3,
+                );
             }
         }
     }
@@ -590,7 +849,11 @@ fn batch_scatter_add() {
 
 #[test]
 fn batch_iota_is_unbatched() {
-    let p = Iota { shape: vec![2, 3], dtype: DType::I32, dimension: 1 };
+    let p = Iota {
+        shape: vec![2, 3],
+        dtype: DType::I32,
+        dimension: 1,
+    };
     let (outs, dims) = p.batch(&[], &[]).unwrap();
     assert_eq!(dims, vec![None]);
     assert_eq!(outs[0].to_vec::<i32>().unwrap(), vec![0, 1, 2, 0, 1, 2]);
@@ -612,7 +875,12 @@ fn vmap_of_structural_program_matches_loop() {
         Ok(vec![add(&g, &g)?])
     };
     let n = 3;
-    let cases: &[(Option<usize>, Option<usize>)] = &[(Some(0), Some(0)), (Some(1), None), (Some(2), Some(1)), (None, Some(0))];
+    let cases: &[(Option<usize>, Option<usize>)] = &[
+        (Some(0), Some(0)),
+        (Some(1), None),
+        (Some(2), Some(1)),
+        (None, Some(0)),
+    ];
     for &(xd, wd) in cases {
         let ex_x: Vec<Array> = (0..n).map(|i| arr(&[3, 4], 140 + i as u64)).collect();
         let ex_w: Vec<Array> = (0..n).map(|i| arr(&[2], 150 + i as u64)).collect();
@@ -630,7 +898,10 @@ fn vmap_of_structural_program_matches_loop() {
             let w = if wd.is_some() { &ex_w[i] } else { &ex_w[0] };
             let want = &f(&[x.clone(), w.clone()]).unwrap()[0];
             let gi = index_axis(&got[0], 0, i).unwrap();
-            assert!(gi.bit_eq(want), "dims ({xd:?}, {wd:?}) example {i}: {gi:?} vs {want:?}");
+            assert!(
+                gi.bit_eq(want),
+                "dims ({xd:?}, {wd:?}) example {i}: {gi:?} vs {want:?}"
+            );
         }
     }
 }
@@ -643,7 +914,10 @@ fn batch_rules_reject_bad_arguments_without_panicking() {
     let c = Concatenate { axis: 0 };
     let e = c.batch(&[arr(&[2, 3], 0), arr(&[3, 3], 0)], &[Some(0), Some(0)]);
     assert!(matches!(e, Err(Error::Shape { .. })), "{e:?}");
-    let g = Gather { axis: 0, mode: GatherMode::Take };
+    let g = Gather {
+        axis: 0,
+        mode: GatherMode::Take,
+    };
     assert!(g.batch(&[arr(&[2, 3], 0)], &[Some(0)]).is_err());
 }
 
@@ -667,7 +941,10 @@ fn transpose_of_inverse_transpose_compiles_away() {
             },
             &[2, 3, 4],
         );
-        assert!(steps.iter().all(|s| !s.contains("transpose")), "perm {perm:?}: {steps:?}");
+        assert!(
+            steps.iter().all(|s| !s.contains("transpose")),
+            "perm {perm:?}: {steps:?}"
+        );
     }
     // Two transposes that do not cancel stay (one of them, at least).
     let steps = compiled_steps(
@@ -691,7 +968,10 @@ fn reshape_back_to_original_shape_compiles_away() {
     );
     assert!(steps.iter().all(|s| !s.contains("reshape")), "{steps:?}");
     // A reshape to a third shape is kept.
-    let steps = compiled_steps(|xs| Ok(vec![reshape(&reshape(&xs[0], &[6, 4])?, &[4, 6])?]), &[2, 3, 4]);
+    let steps = compiled_steps(
+        |xs| Ok(vec![reshape(&reshape(&xs[0], &[6, 4])?, &[4, 6])?]),
+        &[2, 3, 4],
+    );
     assert!(steps.iter().any(|s| s.contains("reshape")), "{steps:?}");
 }
 
@@ -703,6 +983,9 @@ fn simplified_program_still_computes_the_same() {
     })
     .unwrap();
     let x = arr(&[2, 3], 3);
-    let got = Executable::compile(&prog).unwrap().run(&[x.clone()]).unwrap();
+    let got = Executable::compile(&prog)
+        .unwrap()
+        .run(std::slice::from_ref(&x))
+        .unwrap();
     assert!(got[0].bit_eq(&add(&x, &x).unwrap()));
 }

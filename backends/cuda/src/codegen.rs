@@ -101,9 +101,13 @@ fn eqn_expr(p: &Program, i: usize, args: &[String]) -> Option<String> {
 /// Whether equation `i` can be a member of a generated kernel as an elementwise op.
 fn is_elementwise(p: &Program, i: usize) -> bool {
     let e = &p.eqns[i];
-    let [out] = e.outs.as_slice() else { return false };
+    let [out] = e.outs.as_slice() else {
+        return false;
+    };
     let oa = p.aval(*out);
-    let Some(k) = e.prim.elementwise() else { return false };
+    let Some(k) = e.prim.elementwise() else {
+        return false;
+    };
     c_types(oa.dtype).is_some()
         && k.arity() == e.ins.len()
         && e.ins.iter().all(|v| p.aval(*v) == oa)
@@ -183,11 +187,19 @@ pub fn broadcast_index(in_shape: &[usize], out_shape: &[usize], dims: &[usize]) 
             continue;
         }
         // (i / out_stride) % size, the coordinate along output axis d.
-        let mut coord = if out_st[d] == 1 { "i".to_string() } else { format!("(i / {}ull)", out_st[d]) };
+        let mut coord = if out_st[d] == 1 {
+            "i".to_string()
+        } else {
+            format!("(i / {}ull)", out_st[d])
+        };
         if d > 0 {
             coord = format!("({coord} % {}ull)", out_shape[d]);
         }
-        terms.push(if s == 1 { coord } else { format!("{coord} * {s}ull") });
+        terms.push(if s == 1 {
+            coord
+        } else {
+            format!("{coord} * {s}ull")
+        });
     }
     terms.join(" + ")
 }
@@ -253,13 +265,21 @@ pub fn generate(p: &Program, eqns: &[usize]) -> FusedKernel {
             used_outside.extend(e.ins.iter().copied());
         }
     }
-    let outputs: Vec<Var> =
-        eqns.iter().map(|&i| p.eqns[i].outs[0]).filter(|v| used_outside.contains(v)).collect();
+    let outputs: Vec<Var> = eqns
+        .iter()
+        .map(|&i| p.eqns[i].outs[0])
+        .filter(|v| used_outside.contains(v))
+        .collect();
     for (k, v) in outputs.iter().enumerate() {
-        let _ = writeln!(body, "        out{k}[i] = {};", store(dt, &format!("v{}", v.0)));
+        let _ = writeln!(
+            body,
+            "        out{k}[i] = {};",
+            store(dt, &format!("v{}", v.0))
+        );
     }
-    let mut params: Vec<String> =
-        (0..inputs.len()).map(|k| format!("const {st}* __restrict__ in{k}")).collect();
+    let mut params: Vec<String> = (0..inputs.len())
+        .map(|k| format!("const {st}* __restrict__ in{k}"))
+        .collect();
     params.extend((0..outputs.len()).map(|k| format!("{st}* __restrict__ out{k}")));
     params.push("fx_u64 n".to_string());
     let kernel_body = format!(
@@ -269,5 +289,13 @@ pub fn generate(p: &Program, eqns: &[usize]) -> FusedKernel {
     );
     let name = format!("fx_fused_{:016x}", fnv1a(kernel_body.as_bytes()));
     let source = format!("{PRELUDE}\nextern \"C\" __global__ void {name}{kernel_body}");
-    FusedKernel { name, source, dtype: dt, numel: out_aval.numel(), inputs, outputs, eqns: eqns.to_vec() }
+    FusedKernel {
+        name,
+        source,
+        dtype: dt,
+        numel: out_aval.numel(),
+        inputs,
+        outputs,
+        eqns: eqns.to_vec(),
+    }
 }

@@ -71,7 +71,12 @@ pub struct KernelCache {
 
 impl KernelCache {
     pub(crate) fn new(arch: String) -> Self {
-        KernelCache { arch, toolkit: None, modules: HashMap::new(), stats: CacheStats::default() }
+        KernelCache {
+            arch,
+            toolkit: None,
+            modules: HashMap::new(),
+            stats: CacheStats::default(),
+        }
     }
 
     /// The counters so far.
@@ -123,14 +128,19 @@ impl KernelCache {
 /// Compiles CUDA C to PTX text for `arch` (`compute_90`).
 pub fn compile(source: &str, name: &str, arch: &str) -> Result<String> {
     let opts = CompileOptions {
-        options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()],
+        options: vec![
+            format!("--gpu-architecture={arch}"),
+            "--std=c++17".to_string(),
+        ],
         name: Some(format!("{name}.cu")),
         ..Default::default()
     };
     let ptx = cudarc::nvrtc::compile_ptx_with_opts(source, opts).map_err(|e| Error::Compile {
         name: name.to_string(),
         log: match e {
-            cudarc::nvrtc::CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
+            cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+                log.to_string_lossy().into_owned()
+            }
             other => format!("{other:?}"),
         },
     })?;
@@ -156,7 +166,10 @@ fn read_disk(key: &str, source: &str) -> Option<String> {
 
 fn write_disk(key: &str, source: &str, ptx: &str) -> Result<()> {
     let dir = cache_dir();
-    let err = |e: std::io::Error| Error::Cache { path: dir.display().to_string(), msg: e.to_string() };
+    let err = |e: std::io::Error| Error::Cache {
+        path: dir.display().to_string(),
+        msg: e.to_string(),
+    };
     std::fs::create_dir_all(&dir).map_err(err)?;
     // Write the PTX first and the source last: a reader accepts an entry only when the
     // source matches, so a crash between the two writes leaves a miss, never a mismatch.

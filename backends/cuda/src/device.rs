@@ -46,10 +46,14 @@ pub fn probe() -> Result<()> {
         ));
     }
     if !l.nvrtc {
-        return Err(Error::Unavailable("no NVRTC (libnvrtc not found)".to_string()));
+        return Err(Error::Unavailable(
+            "no NVRTC (libnvrtc not found)".to_string(),
+        ));
     }
     if !l.cublas {
-        return Err(Error::Unavailable("no cuBLAS (libcublas not found)".to_string()));
+        return Err(Error::Unavailable(
+            "no cuBLAS (libcublas not found)".to_string(),
+        ));
     }
     Ok(())
 }
@@ -100,7 +104,9 @@ pub struct CudaDevice {
 
 impl fmt::Debug for CudaDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CudaDevice").field("ordinal", &self.ordinal).finish()
+        f.debug_struct("CudaDevice")
+            .field("ordinal", &self.ordinal)
+            .finish()
     }
 }
 
@@ -131,7 +137,9 @@ impl CudaDevice {
     pub fn get(ordinal: usize) -> Result<Arc<CudaDevice>> {
         static DEVICES: OnceLock<Mutex<Vec<Option<Arc<CudaDevice>>>>> = OnceLock::new();
         let m = DEVICES.get_or_init(|| Mutex::new(Vec::new()));
-        let mut v = m.lock().map_err(|_| Error::Driver("device table poisoned".into()))?;
+        let mut v = m
+            .lock()
+            .map_err(|_| Error::Driver("device table poisoned".into()))?;
         if let Some(Some(d)) = v.get(ordinal) {
             return Ok(d.clone());
         }
@@ -176,7 +184,9 @@ impl CudaDevice {
     /// The cuBLAS handle (bound to this device's stream), created on first use.
     pub fn blas(&self) -> Result<&cudarc::cublas::CudaBlas> {
         self.blas
-            .get_or_init(|| cudarc::cublas::CudaBlas::new(self.stream.clone()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                cudarc::cublas::CudaBlas::new(self.stream.clone()).map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(|e| Error::Blas(e.clone()))
     }
@@ -207,12 +217,18 @@ impl CudaDevice {
         Ok(match b {
             DeviceBuffer::F32(d) => Storage::F32(st.clone_dtoh(d)?),
             DeviceBuffer::F64(d) => Storage::F64(st.clone_dtoh(d)?),
-            DeviceBuffer::BF16(d) => Storage::BF16(st.clone_dtoh(d)?.reinterpret_cast::<half::bf16>().to_vec()),
-            DeviceBuffer::F16(d) => Storage::F16(st.clone_dtoh(d)?.reinterpret_cast::<half::f16>().to_vec()),
+            DeviceBuffer::BF16(d) => {
+                Storage::BF16(st.clone_dtoh(d)?.reinterpret_cast::<half::bf16>().to_vec())
+            }
+            DeviceBuffer::F16(d) => {
+                Storage::F16(st.clone_dtoh(d)?.reinterpret_cast::<half::f16>().to_vec())
+            }
             DeviceBuffer::I32(d) => Storage::I32(st.clone_dtoh(d)?),
             DeviceBuffer::I64(d) => Storage::I64(st.clone_dtoh(d)?),
             DeviceBuffer::U32(d) => Storage::U32(st.clone_dtoh(d)?),
-            DeviceBuffer::Bool(d) => Storage::Bool(st.clone_dtoh(d)?.into_iter().map(|b| b != 0).collect()),
+            DeviceBuffer::Bool(d) => {
+                Storage::Bool(st.clone_dtoh(d)?.into_iter().map(|b| b != 0).collect())
+            }
         })
     }
 

@@ -27,7 +27,11 @@ pub enum Error {
     Unsupported { op: String, msg: String },
     /// A buffer had the wrong dtype or length.
     #[error("{op}: expected {expected}, got {got}")]
-    Mismatch { op: &'static str, expected: String, got: String },
+    Mismatch {
+        op: &'static str,
+        expected: String,
+        got: String,
+    },
     /// A device string (`FERRAX_DEVICE`) could not be parsed.
     #[error("bad device {0:?}: expected `cpu` or `cuda:N`")]
     BadDevice(String),
@@ -41,10 +45,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn unsupported(op: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Unsupported { op: op.into(), msg: msg.into() }
+        Error::Unsupported {
+            op: op.into(),
+            msg: msg.into(),
+        }
     }
     pub(crate) fn dtype(op: &'static str, expected: DType, got: DType) -> Self {
-        Error::Mismatch { op, expected: expected.to_string(), got: got.to_string() }
+        Error::Mismatch {
+            op,
+            expected: expected.to_string(),
+            got: got.to_string(),
+        }
     }
 }
 

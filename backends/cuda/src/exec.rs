@@ -54,12 +54,20 @@ const BLOCK: u32 = 256;
 fn grid_for(n: usize) -> LaunchConfig {
     // Grid-stride loops: cap the grid, each thread walks several elements.
     let blocks = n.div_ceil(BLOCK as usize).clamp(1, 65_535) as u32;
-    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// The matmul form of a dot_general: leading batch axes on both sides, one free and one
 /// contracted axis each. `(batch, m, n, k, lhs_contract_last, rhs_contract_first)`.
-fn matmul_form(d: &DotGeneral, l: &AVal, r: &AVal) -> Option<(usize, usize, usize, usize, bool, bool)> {
+fn matmul_form(
+    d: &DotGeneral,
+    l: &AVal,
+    r: &AVal,
+) -> Option<(usize, usize, usize, usize, bool, bool)> {
     let nb = d.lhs_batch.len();
     if l.rank() != nb + 2 || r.rank() != nb + 2 || d.lhs_contract.len() != 1 {
         return None;
@@ -129,9 +137,12 @@ impl CudaExecutable {
     }
 
     fn route(&self, s: &Step) -> StepRoute {
-        let Step::Single(i) = s else { return StepRoute::Fused };
+        let Step::Single(i) = s else {
+            return StepRoute::Fused;
+        };
         let e = &self.prog.eqns[*i];
-        let float = |v: &ferrax_core::ir::Var| matches!(self.prog.aval(*v).dtype, DType::F32 | DType::F64);
+        let float =
+            |v: &ferrax_core::ir::Var| matches!(self.prog.aval(*v).dtype, DType::F32 | DType::F64);
         let any = e.prim.as_any();
         if let Some(d) = any.downcast_ref::<DotGeneral>() {
             if e.ins.iter().all(float)
@@ -157,10 +168,16 @@ impl CudaExecutable {
             .iter()
             .map(|s| match s {
                 Step::Kernel(k) => {
-                    let names: Vec<&str> = k.eqns.iter().map(|&i| self.prog.eqns[i].prim.name()).collect();
+                    let names: Vec<&str> = k
+                        .eqns
+                        .iter()
+                        .map(|&i| self.prog.eqns[i].prim.name())
+                        .collect();
                     format!("fused[{}]", names.join(","))
                 }
-                Step::Single(i) => format!("{} ({:?})", self.prog.eqns[*i].prim.name(), self.route(s)),
+                Step::Single(i) => {
+                    format!("{} ({:?})", self.prog.eqns[*i].prim.name(), self.route(s))
+                }
             })
             .collect()
     }
@@ -169,11 +186,19 @@ impl CudaExecutable {
     pub fn run(&self, dev: &CudaDevice, args: &[Array]) -> Result<Vec<Array>> {
         let mut dargs = Vec::with_capacity(args.len());
         for a in args {
-            dargs.push(DeviceArray { aval: a.aval().clone(), buf: dev.upload(a.storage("cuda upload")?)? });
+            dargs.push(DeviceArray {
+                aval: a.aval().clone(),
+                buf: dev.upload(a.storage("cuda upload")?)?,
+            });
         }
         let outs = self.run_device(dev, dargs)?;
         outs.iter()
-            .map(|o| Ok(Array::from_storage(o.aval.shape.clone(), dev.download(&o.buf)?)?))
+            .map(|o| {
+                Ok(Array::from_storage(
+                    o.aval.shape.clone(),
+                    dev.download(&o.buf)?,
+                )?)
+            })
             .collect()
     }
 
@@ -213,7 +238,10 @@ impl CudaExecutable {
             env[v.index()] = Some(a);
         }
         for (v, a) in &p.consts {
-            env[v.index()] = Some(DeviceArray { aval: a.aval().clone(), buf: dev.upload(a.storage("cuda const")?)? });
+            env[v.index()] = Some(DeviceArray {
+                aval: a.aval().clone(),
+                buf: dev.upload(a.storage("cuda const")?)?,
+            });
         }
         for (si, s) in self.steps.iter().enumerate() {
             let results = match s {
@@ -231,8 +259,13 @@ impl CudaExecutable {
         }
         let mut outs = Vec::with_capacity(p.outputs.len());
         for v in &p.outputs {
-            let a = env[v.index()].as_ref().ok_or_else(|| Error::unsupported("run", "output not computed"))?;
-            outs.push(DeviceArray { aval: a.aval.clone(), buf: clone_buf(dev, &a.buf)? });
+            let a = env[v.index()]
+                .as_ref()
+                .ok_or_else(|| Error::unsupported("run", "output not computed"))?;
+            outs.push(DeviceArray {
+                aval: a.aval.clone(),
+                buf: clone_buf(dev, &a.buf)?,
+            });
         }
         Ok(outs)
     }
@@ -247,26 +280,36 @@ impl CudaExecutable {
         let p = &self.prog;
         let e = &p.eqns[i];
         let operand = |k: usize| -> Result<&DeviceArray> {
-            env[e.ins[k].index()].as_ref().ok_or_else(|| Error::unsupported(e.prim.name(), "operand missing"))
+            env[e.ins[k].index()]
+                .as_ref()
+                .ok_or_else(|| Error::unsupported(e.prim.name(), "operand missing"))
         };
         let out = e.outs[0];
         let out_aval = p.aval(out).clone();
         let any = e.prim.as_any();
         let buf = match route {
             StepRoute::Blas => {
-                let d = any.downcast_ref::<DotGeneral>().ok_or_else(|| Error::unsupported("dot_general", "route"))?;
+                let d = any
+                    .downcast_ref::<DotGeneral>()
+                    .ok_or_else(|| Error::unsupported("dot_general", "route"))?;
                 let (l, r) = (operand(0)?, operand(1)?);
-                let form = matmul_form(d, &l.aval, &r.aval).ok_or_else(|| Error::unsupported("dot_general", "form"))?;
+                let form = matmul_form(d, &l.aval, &r.aval)
+                    .ok_or_else(|| Error::unsupported("dot_general", "form"))?;
                 matmul(dev, &l.buf, &r.buf, form)?
             }
             StepRoute::Kernel if any.downcast_ref::<Reduce>().is_some() => {
-                let red = any.downcast_ref::<Reduce>().ok_or_else(|| Error::unsupported("reduce", "route"))?;
+                let red = any
+                    .downcast_ref::<Reduce>()
+                    .ok_or_else(|| Error::unsupported("reduce", "route"))?;
                 let x = operand(0)?;
-                let form = reduce_form(red, &x.aval).ok_or_else(|| Error::unsupported("reduce", "form"))?;
+                let form = reduce_form(red, &x.aval)
+                    .ok_or_else(|| Error::unsupported("reduce", "form"))?;
                 reduce(dev, red.op, &x.buf, form)?
             }
             StepRoute::Kernel => {
-                let t = any.downcast_ref::<Transpose>().ok_or_else(|| Error::unsupported("transpose", "route"))?;
+                let t = any
+                    .downcast_ref::<Transpose>()
+                    .ok_or_else(|| Error::unsupported("transpose", "route"))?;
                 let x = operand(0)?;
                 transpose(dev, &t.perm, &x.aval, &x.buf)?
             }
@@ -279,18 +322,33 @@ impl CudaExecutable {
                     .ins
                     .iter()
                     .zip(&host)
-                    .map(|(v, s)| HostView { shape: &p.aval(*v).shape, data: s })
+                    .map(|(v, s)| HostView {
+                        shape: &p.aval(*v).shape,
+                        data: s,
+                    })
                     .collect();
                 let avals: Vec<AVal> = e.outs.iter().map(|v| p.aval(*v).clone()).collect();
                 let outs: Vec<Storage> = e.prim.eval(&views, &avals)?;
                 let mut res = Vec::with_capacity(outs.len());
                 for ((v, aval), s) in e.outs.iter().zip(avals).zip(outs) {
-                    res.push((*v, DeviceArray { aval, buf: dev.upload(&s)? }));
+                    res.push((
+                        *v,
+                        DeviceArray {
+                            aval,
+                            buf: dev.upload(&s)?,
+                        },
+                    ));
                 }
                 return Ok(res);
             }
         };
-        Ok(vec![(out, DeviceArray { aval: out_aval, buf })])
+        Ok(vec![(
+            out,
+            DeviceArray {
+                aval: out_aval,
+                buf,
+            },
+        )])
     }
 }
 
@@ -309,7 +367,10 @@ fn clone_buf(dev: &CudaDevice, b: &DeviceBuffer) -> Result<DeviceBuffer> {
 }
 
 fn function(dev: &CudaDevice, source: &str, name: &str) -> Result<cudarc::driver::CudaFunction> {
-    let mut cache = dev.kernels.lock().map_err(|_| Error::Driver("kernel cache poisoned".into()))?;
+    let mut cache = dev
+        .kernels
+        .lock()
+        .map_err(|_| Error::Driver("kernel cache poisoned".into()))?;
     cache.function(dev.context(), source, name)
 }
 
@@ -351,7 +412,11 @@ fn run_fused(
 ) -> Result<Vec<(ferrax_core::ir::Var, DeviceArray)>> {
     let mut ins = Vec::with_capacity(k.inputs.len());
     for v in &k.inputs {
-        ins.push(env[v.index()].as_ref().ok_or_else(|| Error::unsupported("fused", "operand missing"))?);
+        ins.push(
+            env[v.index()]
+                .as_ref()
+                .ok_or_else(|| Error::unsupported("fused", "operand missing"))?,
+        );
     }
     macro_rules! typed {
         ($variant:ident) => {{
@@ -362,7 +427,10 @@ fn run_fused(
                     other => return Err(Error::dtype("fused", k.dtype, other.dtype())),
                 }
             }
-            launch_fused(dev, k, &s)?.into_iter().map(DeviceBuffer::$variant).collect::<Vec<_>>()
+            launch_fused(dev, k, &s)?
+                .into_iter()
+                .map(DeviceBuffer::$variant)
+                .collect::<Vec<_>>()
         }};
     }
     let bufs = match k.dtype {
@@ -375,7 +443,15 @@ fn run_fused(
     Ok(k.outputs
         .iter()
         .zip(bufs)
-        .map(|(v, buf)| (*v, DeviceArray { aval: p.aval(*v).clone(), buf }))
+        .map(|(v, buf)| {
+            (
+                *v,
+                DeviceArray {
+                    aval: p.aval(*v).clone(),
+                    buf,
+                },
+            )
+        })
         .collect())
 }
 
@@ -388,15 +464,36 @@ fn matmul(
     (batch, m, n, k, lhs_last, rhs_first): (usize, usize, usize, usize, bool, bool),
 ) -> Result<DeviceBuffer> {
     let blas = dev.blas()?;
-    let to_i = |x: usize| i32::try_from(x).map_err(|_| Error::unsupported("dot_general", "dimension over i32::MAX"));
+    let to_i = |x: usize| {
+        i32::try_from(x).map_err(|_| Error::unsupported("dot_general", "dimension over i32::MAX"))
+    };
     let (mi, ni, ki) = (to_i(m)?, to_i(n)?, to_i(k)?);
     // Row-major B [k, n] is column-major B^T (n x k, ld n): no transpose. B [n, k]: transpose.
-    let (transa, lda) = if rhs_first { (cublasOperation_t::CUBLAS_OP_N, ni) } else { (cublasOperation_t::CUBLAS_OP_T, ki) };
-    let (transb, ldb) = if lhs_last { (cublasOperation_t::CUBLAS_OP_N, ki) } else { (cublasOperation_t::CUBLAS_OP_T, mi) };
+    let (transa, lda) = if rhs_first {
+        (cublasOperation_t::CUBLAS_OP_N, ni)
+    } else {
+        (cublasOperation_t::CUBLAS_OP_T, ki)
+    };
+    let (transb, ldb) = if lhs_last {
+        (cublasOperation_t::CUBLAS_OP_N, ki)
+    } else {
+        (cublasOperation_t::CUBLAS_OP_T, mi)
+    };
     Ok(match (l, r) {
         (DeviceBuffer::F32(a), DeviceBuffer::F32(b)) => {
             let mut c = dev.stream().alloc_zeros::<f32>(batch * m * n)?;
-            let gemm = GemmConfig { transa, transb, m: ni, n: mi, k: ki, alpha: 1.0f32, lda, ldb, beta: 0.0f32, ldc: ni };
+            let gemm = GemmConfig {
+                transa,
+                transb,
+                m: ni,
+                n: mi,
+                k: ki,
+                alpha: 1.0f32,
+                lda,
+                ldb,
+                beta: 0.0f32,
+                ldc: ni,
+            };
             let cfg = StridedBatchedConfig {
                 gemm,
                 batch_size: to_i(batch)?,
@@ -411,7 +508,18 @@ fn matmul(
         }
         (DeviceBuffer::F64(a), DeviceBuffer::F64(b)) => {
             let mut c = dev.stream().alloc_zeros::<f64>(batch * m * n)?;
-            let gemm = GemmConfig { transa, transb, m: ni, n: mi, k: ki, alpha: 1.0f64, lda, ldb, beta: 0.0f64, ldc: ni };
+            let gemm = GemmConfig {
+                transa,
+                transb,
+                m: ni,
+                n: mi,
+                k: ki,
+                alpha: 1.0f64,
+                lda,
+                ldb,
+                beta: 0.0f64,
+                ldc: ni,
+            };
             let cfg = StridedBatchedConfig {
                 gemm,
                 batch_size: to_i(batch)?,
@@ -427,7 +535,12 @@ fn matmul(
     })
 }
 
-fn reduce(dev: &CudaDevice, op: ReduceOp, x: &DeviceBuffer, (outer, r, inner): (usize, usize, usize)) -> Result<DeviceBuffer> {
+fn reduce(
+    dev: &CudaDevice,
+    op: ReduceOp,
+    x: &DeviceBuffer,
+    (outer, r, inner): (usize, usize, usize),
+) -> Result<DeviceBuffer> {
     let opn = match op {
         ReduceOp::Sum => "sum",
         ReduceOp::Prod => "prod",
@@ -438,14 +551,20 @@ fn reduce(dev: &CudaDevice, op: ReduceOp, x: &DeviceBuffer, (outer, r, inner): (
     let (ro, rr, ri) = (outer as u64, r as u64, inner as u64);
     macro_rules! go {
         ($variant:ident, $t:ty, $suffix:literal) => {{
-            let DeviceBuffer::$variant(xs) = x else { unreachable!("matched by the caller") };
+            let DeviceBuffer::$variant(xs) = x else {
+                unreachable!("matched by the caller")
+            };
             let mut out = dev.stream().alloc_zeros::<$t>(outer * inner)?;
             if outer * inner > 0 {
                 if inner == 1 {
                     let f = function(dev, &src, &format!("fx_reduce_rows_{opn}_{}", $suffix))?;
                     let mut b = dev.stream().launch_builder(&f);
                     b.arg(xs).arg(&mut out).arg(&rr);
-                    let cfg = LaunchConfig { grid_dim: (outer as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+                    let cfg = LaunchConfig {
+                        grid_dim: (outer as u32, 1, 1),
+                        block_dim: (256, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
                     // SAFETY: one block per row of `r` elements; 256 threads match the
                     // kernel's shared buffer (FX_REDUCE_THREADS).
                     unsafe { b.launch(cfg) }?;
@@ -466,14 +585,28 @@ fn reduce(dev: &CudaDevice, op: ReduceOp, x: &DeviceBuffer, (outer, r, inner): (
     Ok(match x {
         DeviceBuffer::F32(_) => go!(F32, f32, "f32"),
         DeviceBuffer::F64(_) => go!(F64, f64, "f64"),
-        other => return Err(Error::unsupported("reduce", format!("{} on the device", other.dtype()))),
+        other => {
+            return Err(Error::unsupported(
+                "reduce",
+                format!("{} on the device", other.dtype()),
+            ))
+        }
     })
 }
 
-fn transpose(dev: &CudaDevice, perm: &[usize], x: &AVal, buf: &DeviceBuffer) -> Result<DeviceBuffer> {
+fn transpose(
+    dev: &CudaDevice,
+    perm: &[usize],
+    x: &AVal,
+    buf: &DeviceBuffer,
+) -> Result<DeviceBuffer> {
     let rank = x.rank();
     let in_st = ferrax_core::prim::strides(&x.shape);
-    let mut p = FxPerm { rank: rank as u64, out_shape: [1; 6], in_stride: [0; 6] };
+    let mut p = FxPerm {
+        rank: rank as u64,
+        out_shape: [1; 6],
+        in_stride: [0; 6],
+    };
     for (d, &a) in perm.iter().enumerate() {
         p.out_shape[d] = x.shape[a] as u64;
         p.in_stride[d] = in_st[a] as u64;

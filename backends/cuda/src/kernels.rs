@@ -13,8 +13,12 @@ pub const GATHER: &str = include_str!("../kernels/gather.cu");
 pub const SORT: &str = include_str!("../kernels/sort.cu");
 
 /// Every embedded kernel file by name (the host syntax check walks this table).
-pub const ALL: &[(&str, &str)] =
-    &[("reduce.cu", REDUCE), ("transpose.cu", TRANSPOSE), ("gather.cu", GATHER), ("sort.cu", SORT)];
+pub const ALL: &[(&str, &str)] = &[
+    ("reduce.cu", REDUCE),
+    ("transpose.cu", TRANSPOSE),
+    ("gather.cu", GATHER),
+    ("sort.cu", SORT),
+];
 
 /// The complete source NVRTC compiles for an embedded kernel file.
 pub fn source(kernel_file: &str) -> String {

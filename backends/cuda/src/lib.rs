@@ -14,6 +14,9 @@ mod error;
 pub mod exec;
 pub mod kernels;
 
-pub use device::{default_device, device_count, libraries, parse_device, probe, CudaDevice, DeviceBuffer, Libraries};
+pub use device::{
+    default_device, device_count, libraries, parse_device, probe, CudaDevice, DeviceBuffer,
+    Libraries,
+};
 pub use error::{Error, Result};
 pub use exec::{CudaExecutable, DeviceArray, StepRoute};

@@ -62,8 +62,15 @@ impl Primitive for Concatenate {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None; primals.len()]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None; primals.len()]);
+        };
         if !ct.dtype().is_float() {
             return Ok(vec![None; primals.len()]);
         }
@@ -79,7 +86,11 @@ impl Primitive for Concatenate {
             })
             .collect()
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         if dims.iter().all(Option::is_none) {
             let refs: Vec<&Array> = args.iter().collect();
             return Ok((vec![bind1(self.clone(), &refs)?], vec![None]));
@@ -93,7 +104,15 @@ impl Primitive for Concatenate {
             .map(|(a, d)| crate::prim::broadcast_in_dim::batch_to_front(a, *d, n))
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Array> = xs.iter().collect();
-        Ok((vec![bind1(Concatenate { axis: self.axis + 1 }, &refs)?], vec![Some(0)]))
+        Ok((
+            vec![bind1(
+                Concatenate {
+                    axis: self.axis + 1,
+                },
+                &refs,
+            )?],
+            vec![Some(0)],
+        ))
     }
 }
 

@@ -7,7 +7,11 @@
 
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
+use crate::prim::reshape::reshape;
+use crate::prim::rev::rev;
+use crate::prim::transpose::{swap_axes, transpose};
 use crate::prim::Primitive;
+use crate::vmap::move_axis;
 use crate::storage::Storage;
 use ferrax_cpu::{ConvGeom, MatMut, MatRef};
 use half::{bf16, f16};
@@ -149,6 +153,231 @@ impl Primitive for ConvGeneralDilated {
             }
         };
         Ok(vec![out])
+    }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let (x, w) = (&primals[0], &primals[1]);
+        // Integer (and bool) convolutions are not differentiable; both operands share a dtype.
+        if !x.dtype().is_float() {
+            return Ok(vec![None, None]);
+        }
+        // An empty operand or output has no contributions to carry back (and the transposed
+        // convolutions below would need windows of size 0), so the cotangents are zero.
+        if g.numel() == 0 || x.numel() == 0 || w.numel() == 0 {
+            return Ok(vec![
+                Some(Array::zeros(x.shape(), x.dtype())),
+                Some(Array::zeros(w.shape(), w.dtype())),
+            ]);
+        }
+        Ok(vec![
+            Some(self.transpose_lhs(g, x, w)?),
+            Some(self.transpose_rhs(g, x, w)?),
+        ])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        const OP: &str = "conv_general_dilated";
+        let ([x, w], [xd, wd]) = (args, dims) else {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "batching takes two operands and two batch dims, got {} and {}",
+                    args.len(),
+                    dims.len()
+                ),
+            ));
+        };
+        if xd.is_none() && wd.is_none() {
+            return Ok((vec![bind1(self.clone(), &[x, w])?], vec![None]));
+        }
+        // Checks the batch axes are in range and the batch sizes agree.
+        let b = crate::prim::broadcast_in_dim::batch_size(OP, args, dims)?;
+        let d = self.window_strides.len();
+        let g = self.feature_group_count;
+        let conv = |x: &Array, w: &Array, groups: usize| {
+            conv_general_dilated(
+                x,
+                w,
+                &self.window_strides,
+                &self.padding,
+                &self.lhs_dilation,
+                &self.rhs_dilation,
+                groups,
+            )
+        };
+        match (*xd, *wd) {
+            // Only the input is batched: the vmapped axis folds into N (examples are
+            // independent rows of the im2col matrix), then unfolds from the output's N.
+            (Some(bx), None) => {
+                let xb = move_axis(x, bx, 0)?;
+                let n = xb.shape()[1];
+                let mut shape = xb.shape()[1..].to_vec();
+                shape[0] *= b;
+                let y = conv(&reshape(&xb, &shape)?, w, g)?;
+                let mut out = vec![b, n];
+                out.extend_from_slice(&y.shape()[1..]);
+                Ok((vec![reshape(&y, &out)?], vec![Some(0)]))
+            }
+            // Only the kernel is batched: the examples' kernels become more output
+            // channels. With groups, output channels are group-major, so the vmapped axis
+            // goes inside each group's block: O' = (G, B, O/G), undone on the output.
+            (None, Some(bw)) => {
+                let wb = move_axis(w, bw, d + 1)?; // [K.., I, B, O]
+                let (ci, o) = (wb.shape()[d], wb.shape()[d + 2]);
+                let mut ks = wb.shape()[..d].to_vec();
+                ks.extend([ci, b, g, o / g]);
+                let wg = swap_axes(&reshape(&wb, &ks)?, d + 1, d + 2)?; // [K.., I, G, B, O/G]
+                ks.truncate(d + 1);
+                ks.push(b * o);
+                let y = conv(x, &reshape(&wg, &ks)?, g)?;
+                let mut os = y.shape()[..=d].to_vec();
+                os.extend([g, b, o / g]);
+                let y = swap_axes(&reshape(&y, &os)?, d + 1, d + 2)?; // [N, O.., B, G, O/G]
+                os.truncate(d + 1);
+                os.extend([b, o]);
+                Ok((vec![reshape(&y, &os)?], vec![Some(d + 1)]))
+            }
+            // Both batched: each example is its own set of feature groups. The vmapped axis
+            // goes in front of the channels of both operands (example-major), which is
+            // exactly the group-major channel order of a convolution with B·G groups.
+            (Some(bx), Some(bw)) => {
+                let xb = move_axis(x, bx, d + 1)?; // [N, S.., B, C]
+                let mut xs = xb.shape()[..=d].to_vec();
+                xs.push(b * xb.shape()[d + 2]);
+                let wb = move_axis(w, bw, d + 1)?; // [K.., I, B, O]
+                let o = wb.shape()[d + 2];
+                let mut ws = wb.shape()[..=d].to_vec();
+                ws.push(b * o);
+                let y = conv(&reshape(&xb, &xs)?, &reshape(&wb, &ws)?, b * g)?;
+                let mut os = y.shape()[..=d].to_vec();
+                os.extend([b, o]);
+                Ok((vec![reshape(&y, &os)?], vec![Some(d + 1)]))
+            }
+            (None, None) => Ok((vec![bind1(self.clone(), &[x, w])?], vec![None])),
+        }
+    }
+}
+
+/// A size after dilation by `k` (`k - 1` holes between elements); 0 stays 0.
+fn dilate(n: usize, k: usize) -> i64 {
+    if n == 0 {
+        0
+    } else {
+        ((n - 1) * k + 1) as i64
+    }
+}
+
+impl ConvGeneralDilated {
+    /// The input's cotangent (JAX's `_conv_general_dilated_transpose_lhs`): the output
+    /// cotangent, dilated by the strides, convolved with the spatially reversed kernel
+    /// whose input and output channels are swapped. Strides and input dilation trade
+    /// places; the padding makes every input position see exactly the windows that read it.
+    fn transpose_lhs(&self, g: &Array, x: &Array, w: &Array) -> Result<Array> {
+        let d = self.window_strides.len();
+        let groups = self.feature_group_count;
+        let (ci, o) = (w.shape()[d], w.shape()[d + 1]);
+        // The transposed kernel maps the O channels of `g` back to the C channels of `x`,
+        // group by group: [K.., I, O] = [K.., I, G, O/G] → [K.., O/G, G, I] → [K.., O/G, G·I]
+        // (group-major output channels, as the forward kernel's are).
+        let wt = if groups == 1 {
+            swap_axes(w, d, d + 1)?
+        } else {
+            let mut s = w.shape()[..d].to_vec();
+            s.extend([ci, groups, o / groups]);
+            let mut perm: Vec<usize> = (0..d).collect();
+            perm.extend([d + 2, d + 1, d]);
+            let t = transpose(&reshape(w, &s)?, &perm)?;
+            s.truncate(d);
+            s.extend([o / groups, groups * ci]);
+            reshape(&t, &s)?
+        };
+        let spatial: Vec<usize> = (0..d).collect();
+        let wt = rev(&wt, &spatial)?;
+        let pads: Vec<(i64, i64)> = (0..d)
+            .map(|i| {
+                let in_d = dilate(x.shape()[1 + i], self.lhs_dilation[i]);
+                let k_d = dilate(w.shape()[i], self.rhs_dilation[i]);
+                let out_d = dilate(g.shape()[1 + i], self.window_strides[i]);
+                let before = k_d - self.padding[i].0 - 1;
+                (before, in_d + k_d - 1 - out_d - before)
+            })
+            .collect();
+        conv_general_dilated(
+            g,
+            &wt,
+            &self.lhs_dilation,
+            &pads,
+            &self.window_strides,
+            &self.rhs_dilation,
+            groups,
+        )
+    }
+
+    /// The kernel's cotangent (JAX's `_conv_general_dilated_transpose_rhs`): a convolution
+    /// of the input with the output cotangent in which the batch axis N is the contracted
+    /// feature axis and the input channels play the batch. This primitive has fixed
+    /// layouts, so transposes put the axes there: input `[C, S.., N]`, kernel `g` as
+    /// `[O.., N, O]`, result `[C, K.., O]` transposed back to `[K.., C, O]`. Kernel
+    /// dilation and strides trade places. Feature groups become JAX's batch groups, which
+    /// are feature groups again once each group's C/G channels of the input move into its
+    /// feature axis: `[C/G, S.., G·N]`.
+    fn transpose_rhs(&self, g: &Array, x: &Array, w: &Array) -> Result<Array> {
+        let d = self.window_strides.len();
+        let groups = self.feature_group_count;
+        let (n, c) = (x.shape()[0], x.shape()[d + 1]);
+        let xt = if groups == 1 {
+            let mut perm = vec![d + 1];
+            perm.extend(1..=d);
+            perm.push(0);
+            transpose(x, &perm)?
+        } else {
+            let mut s = x.shape()[..=d].to_vec();
+            s.extend([groups, c / groups]); // [N, S.., G, C/G]
+            let mut perm = vec![d + 2];
+            perm.extend(1..=d);
+            perm.extend([d + 1, 0]); // [C/G, S.., G, N]
+            let t = transpose(&reshape(x, &s)?, &perm)?;
+            let mut s2 = vec![c / groups];
+            s2.extend_from_slice(&x.shape()[1..=d]);
+            s2.push(groups * n);
+            reshape(&t, &s2)?
+        };
+        // [N, O.., O] → [O.., N, O]: N is the kernel's input-feature axis.
+        let mut perm: Vec<usize> = (1..=d).collect();
+        perm.extend([0, d + 1]);
+        let gt = transpose(g, &perm)?;
+        let pads: Vec<(i64, i64)> = (0..d)
+            .map(|i| {
+                let in_d = dilate(x.shape()[1 + i], self.lhs_dilation[i]);
+                let k_d = dilate(w.shape()[i], self.rhs_dilation[i]);
+                let out_d = dilate(g.shape()[1 + i], self.window_strides[i]);
+                let lo = self.padding[i].0;
+                (lo, (out_d - in_d) + (k_d - lo - 1))
+            })
+            .collect();
+        let y = conv_general_dilated(
+            &xt,
+            &gt,
+            &self.rhs_dilation,
+            &pads,
+            &self.lhs_dilation,
+            &self.window_strides,
+            groups,
+        )?;
+        // [C/G, K.., O] → [K.., C/G, O].
+        let mut perm: Vec<usize> = (1..=d).collect();
+        perm.extend([0, d + 1]);
+        transpose(&y, &perm)
     }
 }
 

@@ -178,6 +178,132 @@ impl Primitive for DotGeneral {
         };
         Ok(vec![out])
     }
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(g) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
+        let (l, r) = (&primals[0], &primals[1]);
+        // Integer (and bool) products are not differentiable; both operands share a dtype.
+        if !l.dtype().is_float() {
+            return Ok(vec![None, None]);
+        }
+        let lg = self.groups(l.rank(), true);
+        let rg = self.groups(r.rank(), false);
+        let ct_l = transpose_operand(g, r, &lg, &rg, true)?;
+        let ct_r = transpose_operand(g, l, &rg, &lg, false)?;
+        Ok(vec![Some(ct_l), Some(ct_r)])
+    }
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        const OP: &str = "dot_general";
+        let ([l, r], [ld, rd]) = (args, dims) else {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "batching takes two operands and two batch dims, got {} and {}",
+                    args.len(),
+                    dims.len()
+                ),
+            ));
+        };
+        if ld.is_some() || rd.is_some() {
+            // Checks the batch axes are in range and the batch sizes agree (so a batched
+            // operand's `rank - 1` below cannot underflow).
+            crate::prim::broadcast_in_dim::batch_size(OP, args, dims)?;
+        }
+        // An example's axis `a` lives at `a + 1` in the batched operand when `a >= b`.
+        let shift = |axes: &[usize], b: Option<usize>| -> Vec<usize> {
+            match b {
+                Some(b) => axes
+                    .iter()
+                    .map(|&a| crate::prim::reduce::batched_axis(a, b))
+                    .collect(),
+                None => axes.to_vec(),
+            }
+        };
+        let mut p = DotGeneral {
+            lhs_contract: shift(&self.lhs_contract, *ld),
+            rhs_contract: shift(&self.rhs_contract, *rd),
+            lhs_batch: shift(&self.lhs_batch, *ld),
+            rhs_batch: shift(&self.rhs_batch, *rd),
+        };
+        // No operand is transposed: the kernel reads the batch axis through its stride
+        // wherever it sits (copying only when the layout cannot be merged).
+        let nb = self.lhs_batch.len();
+        let out_dim = match (*ld, *rd) {
+            // Both batched: the vmapped axis becomes the leading dot batch axis, so it
+            // leads the output.
+            (Some(lb), Some(rb)) => {
+                p.lhs_batch.insert(0, lb);
+                p.rhs_batch.insert(0, rb);
+                0
+            }
+            // One batched: the vmapped axis is one more free axis of that operand. Free
+            // axes keep their ascending order in the output, after the batch axes (and,
+            // for the rhs, after the lhs free axes).
+            (Some(lb), None) => {
+                let lfree = self.groups(l.rank() - 1, true).free;
+                nb + lfree.iter().filter(|&&a| a < lb).count()
+            }
+            (None, Some(rb)) => {
+                let nlf = self.groups(l.rank(), true).free.len();
+                let rfree = self.groups(r.rank() - 1, false).free;
+                nb + nlf + rfree.iter().filter(|&&a| a < rb).count()
+            }
+            (None, None) => return Ok((vec![bind1(self.clone(), &[l, r])?], vec![None])),
+        };
+        Ok((vec![bind1(p, &[l, r])?], vec![Some(out_dim)]))
+    }
+}
+
+/// The cotangent of operand `x` of a `dot_general` whose other operand is `y`, given the
+/// output cotangent `g` (JAX's `_dot_general_transpose_lhs`; the rhs case swaps the roles).
+/// `g`'s axes are `[batch, lhs free, rhs free]`; contracting its `y`-free axes with `y`'s
+/// free axes (batch axes stay batch axes) leaves `[batch, x free, y contract]`, and `y`'s
+/// remaining contracted axes pair with `x`'s contracted axes. A transpose puts that back
+/// in `x`'s axis order. Written with `dot_general` itself, so it is differentiable again.
+fn transpose_operand(
+    g: &Array,
+    y: &Array,
+    xg: &Groups,
+    yg: &Groups,
+    x_is_lhs: bool,
+) -> Result<Array> {
+    let nb = xg.batch.len();
+    let (nxf, nyf) = (xg.free.len(), yg.free.len());
+    let y_free_in_g: Vec<usize> = if x_is_lhs {
+        (nb + nxf..nb + nxf + nyf).collect()
+    } else {
+        (nb..nb + nyf).collect()
+    };
+    let g_batch: Vec<usize> = (0..nb).collect();
+    let r = dot_general(g, y, &y_free_in_g, &yg.free, &g_batch, &yg.batch)?;
+    // The result's trailing axes are y's contracted axes in ascending order; name the x
+    // axis each one pairs with.
+    let mut pairs: Vec<(usize, usize)> = yg
+        .contract
+        .iter()
+        .copied()
+        .zip(xg.contract.iter().copied())
+        .collect();
+    pairs.sort_unstable();
+    let order: Vec<usize> = xg
+        .batch
+        .iter()
+        .chain(&xg.free)
+        .copied()
+        .chain(pairs.into_iter().map(|(_, xa)| xa))
+        .collect();
+    // `order[i]` is the x axis at result position i; the transpose wants the inverse.
+    crate::prim::transpose::transpose(&r, &crate::prim::transpose::inverse_perm(&order))
 }
 
 fn widen<T: Copy + Into<f32>>(v: &[T]) -> Vec<f32> {

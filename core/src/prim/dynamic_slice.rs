@@ -97,7 +97,12 @@ impl Primitive for DynamicSlice {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         let mut res = vec![None; primals.len()];
         let Some(ct) = &cts[0] else { return Ok(res) };
         let x = &primals[0];
@@ -109,14 +114,25 @@ impl Primitive for DynamicSlice {
         // window was read. Start indices are integers: no cotangent.
         let zeros = crate::prim::unary::full_like(x, 0.0)?;
         let starts: Vec<&Array> = primals[1..].iter().collect();
-        res[0] = Some(crate::prim::dynamic_update_slice::dynamic_update_slice(&zeros, ct, &starts)?);
+        res[0] = Some(crate::prim::dynamic_update_slice::dynamic_update_slice(
+            &zeros, ct, &starts,
+        )?);
         Ok(res)
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         if args.len() != self.sizes.len() + 1 || dims.len() != args.len() {
             return Err(Error::invalid(
                 "dynamic_slice",
-                format!("batching: {} operands and {} batch dims for a rank-{} window", args.len(), dims.len(), self.sizes.len()),
+                format!(
+                    "batching: {} operands and {} batch dims for a rank-{} window",
+                    args.len(),
+                    dims.len(),
+                    self.sizes.len()
+                ),
             ));
         }
         if dims.iter().all(Option::is_none) {
@@ -149,7 +165,11 @@ impl Primitive for DynamicSlice {
             let hi = x.shape()[k + 1].checked_sub(size).ok_or_else(|| {
                 Error::shape(
                     "dynamic_slice",
-                    format!("window sizes {:?} do not fit operand shape {:?}", self.sizes, args[0].shape()),
+                    format!(
+                        "window sizes {:?} do not fit operand shape {:?}",
+                        self.sizes,
+                        args[0].shape()
+                    ),
                 )
             })?;
             let s = clamp_start(&args[k + 1], hi)?;

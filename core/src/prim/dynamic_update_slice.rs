@@ -44,7 +44,12 @@ impl Primitive for DynamicUpdateSlice {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         let mut res = vec![None; primals.len()];
         let Some(ct) = &cts[0] else { return Ok(res) };
         let (x, u) = (&primals[0], &primals[1]);
@@ -57,17 +62,29 @@ impl Primitive for DynamicUpdateSlice {
         let starts: Vec<&Array> = primals[2..].iter().collect();
         let hole = crate::prim::unary::full_like(u, 0.0)?;
         res[0] = Some(dynamic_update_slice(ct, &hole, &starts)?);
-        res[1] = Some(crate::prim::dynamic_slice::dynamic_slice(ct, &starts, u.shape())?);
+        res[1] = Some(crate::prim::dynamic_slice::dynamic_slice(
+            ct,
+            &starts,
+            u.shape(),
+        )?);
         Ok(res)
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         use crate::prim::binary::{binary, binary_scalar, BinaryOp};
         use crate::prim::broadcast_in_dim::{batch_size, batch_to_front, broadcast_in_dim};
         use crate::prim::compare::{compare, CompareOp};
         if args.len() < 2 || dims.len() != args.len() {
             return Err(Error::invalid(
                 "dynamic_update_slice",
-                format!("batching: {} operands and {} batch dims", args.len(), dims.len()),
+                format!(
+                    "batching: {} operands and {} batch dims",
+                    args.len(),
+                    dims.len()
+                ),
             ));
         }
         if dims.iter().all(Option::is_none) {
@@ -79,7 +96,10 @@ impl Primitive for DynamicUpdateSlice {
         let u = batch_to_front(&args[1], dims[1], n)?;
         if dims[2..].iter().all(Option::is_none) {
             // Shared starts: one update over the batched operands, the batch axis whole.
-            let zero = Array::zeros(&[], args.get(2).map_or(crate::dtype::DType::I32, Array::dtype));
+            let zero = Array::zeros(
+                &[],
+                args.get(2).map_or(crate::dtype::DType::I32, Array::dtype),
+            );
             let mut starts: Vec<&Array> = vec![&zero];
             starts.extend(args[2..].iter());
             return Ok((vec![dynamic_update_slice(&x, &u, &starts)?], vec![Some(0)]));
@@ -103,7 +123,11 @@ impl Primitive for DynamicUpdateSlice {
             let hi = dim.checked_sub(size).ok_or_else(|| {
                 Error::shape(
                     "dynamic_update_slice",
-                    format!("update of shape {:?} does not fit operand shape {:?}", args[1].shape(), args[0].shape()),
+                    format!(
+                        "update of shape {:?} does not fit operand shape {:?}",
+                        args[1].shape(),
+                        args[0].shape()
+                    ),
                 )
             })?;
             let s = crate::prim::dynamic_slice::clamp_start(&s, hi)?;
@@ -112,7 +136,11 @@ impl Primitive for DynamicUpdateSlice {
             let pos = crate::prim::iota::iota(s.dtype(), &shape, k + 1)?;
             let sb = broadcast_in_dim(&s, &shape, &[0])?;
             let rel = binary(BinaryOp::Sub, &pos, &sb)?;
-            let idx = binary_scalar(BinaryOp::Max, &binary_scalar(BinaryOp::Min, &rel, (size - 1) as f64)?, 0.0)?;
+            let idx = binary_scalar(
+                BinaryOp::Max,
+                &binary_scalar(BinaryOp::Min, &rel, (size - 1) as f64)?,
+                0.0,
+            )?;
             spread = crate::prim::gather::take_along_axis(&spread, &idx, k + 1)?;
             // The window test on this axis, over the full batched shape.
             let full_pos = crate::prim::iota::iota(s.dtype(), x.shape(), k + 1)?;

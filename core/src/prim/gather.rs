@@ -133,8 +133,15 @@ impl Primitive for Gather {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None, None]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
         let (x, idx) = (&primals[0], &primals[1]);
         if !x.dtype().is_float() {
             return Ok(vec![None, None]);
@@ -143,14 +150,28 @@ impl Primitive for Gather {
         // `Clip` routes clamped (and wrapped negative) indices exactly as the gather read
         // them, and repeated indices accumulate. Indices are integers: no cotangent.
         let zeros = crate::prim::unary::full_like(x, 0.0)?;
-        let g = crate::prim::scatter_add::scatter_add(&zeros, idx, ct, self.axis, self.mode, IndexMode::Clip)?;
+        let g = crate::prim::scatter_add::scatter_add(
+            &zeros,
+            idx,
+            ct,
+            self.axis,
+            self.mode,
+            IndexMode::Clip,
+        )?;
         Ok(vec![Some(g), None])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         use crate::prim::broadcast_in_dim::{batch_size, broadcast_batch};
         use crate::prim::reduce::batched_axis;
         let ([x, idx], [xd, id]) = (args, dims) else {
-            return Err(Error::invalid("gather", format!("batching takes 2 operands, got {}", args.len())));
+            return Err(Error::invalid(
+                "gather",
+                format!("batching takes 2 operands, got {}", args.len()),
+            ));
         };
         let a = self.axis;
         let n = || batch_size("gather", args, dims);
@@ -166,13 +187,19 @@ impl Primitive for Gather {
             // AlongAxis indices need the operand's rank: give them the batch axis too.
             (Some(b), None, GatherMode::AlongAxis) => {
                 let ib = broadcast_batch(idx, b, n()?)?;
-                (gather(x, &ib, batched_axis(a, b), GatherMode::AlongAxis)?, b)
+                (
+                    gather(x, &ib, batched_axis(a, b), GatherMode::AlongAxis)?,
+                    b,
+                )
             }
             // A shared operand: batched Take indices simply are more index axes.
             (None, Some(c), GatherMode::Take) => (gather(x, idx, a, GatherMode::Take)?, a + c),
             (None, Some(c), GatherMode::AlongAxis) => {
                 let xb = broadcast_batch(x, c, n()?)?;
-                (gather(&xb, idx, batched_axis(a, c), GatherMode::AlongAxis)?, c)
+                (
+                    gather(&xb, idx, batched_axis(a, c), GatherMode::AlongAxis)?,
+                    c,
+                )
             }
             (Some(b), Some(c), GatherMode::AlongAxis) => {
                 let x0 = crate::vmap::move_axis(x, b, 0)?;
@@ -203,7 +230,10 @@ impl Primitive for Gather {
 pub(crate) fn take_as_along_axis(x0: &Array, i0: &Array, axis: usize) -> Result<(Array, Array)> {
     let s = x0.shape();
     let (Some(&n), Some(&d)) = (s.first(), s.get(axis + 1)) else {
-        return Err(Error::invalid("gather", format!("axis {axis} is out of range for a batched operand of shape {s:?}")));
+        return Err(Error::invalid(
+            "gather",
+            format!("axis {axis} is out of range for a batched operand of shape {s:?}"),
+        ));
     };
     let p: usize = s[1..axis + 1].iter().product();
     let q: usize = s[axis + 2..].iter().product();

@@ -61,11 +61,20 @@ impl Primitive for Iota {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, _primals: &[Array], _outs: &[Array], _cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        _primals: &[Array],
+        _outs: &[Array],
+        _cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         // No operands, so nothing to send a cotangent to.
         Ok(Vec::new())
     }
-    fn batch(&self, args: &[Array], _dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        _dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         // Nothing can be batched: the result is the same for every example.
         let refs: Vec<&Array> = args.iter().collect();
         Ok((vec![bind1(self.clone(), &refs)?], vec![None]))

@@ -95,8 +95,15 @@ impl Primitive for Pad {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None, None]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None, None]);
+        };
         if !primals[0].dtype().is_float() {
             return Ok(vec![None, None]);
         }
@@ -104,7 +111,11 @@ impl Primitive for Pad {
         // we cropped), which leaves the interior-dilated core, then take every
         // `interior + 1`-th element of it (JAX's rule).
         let zero = Array::full(&[], ct.dtype(), 0.0);
-        let unpad: Vec<(i64, i64, usize)> = self.config.iter().map(|&(lo, hi, _)| (-lo, -hi, 0)).collect();
+        let unpad: Vec<(i64, i64, usize)> = self
+            .config
+            .iter()
+            .map(|&(lo, hi, _)| (-lo, -hi, 0))
+            .collect();
         let core = pad(ct, &zero, &unpad)?;
         let start = vec![0; core.rank()];
         let steps: Vec<usize> = self.config.iter().map(|&(_, _, i)| i + 1).collect();
@@ -117,9 +128,16 @@ impl Primitive for Pad {
         let ct_p = crate::prim::binary::sub(&total, &to_x)?;
         Ok(vec![Some(ct_x), Some(ct_p)])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let ([x, p], [xd, pd]) = (args, dims) else {
-            return Err(Error::invalid("pad", format!("takes 2 operands, got {}", args.len())));
+            return Err(Error::invalid(
+                "pad",
+                format!("takes 2 operands, got {}", args.len()),
+            ));
         };
         match (*xd, *pd) {
             (None, None) => Ok((vec![bind1(self.clone(), &[x, p])?], vec![None])),
@@ -147,7 +165,10 @@ impl Primitive for Pad {
                 )?;
                 // A batched rank-0 value has shape [n].
                 let pv = crate::prim::broadcast_in_dim::broadcast_in_dim(p, padded.shape(), &[0])?;
-                Ok((vec![crate::prim::select::select(&holes, &pv, &padded)?], vec![Some(0)]))
+                Ok((
+                    vec![crate::prim::select::select(&holes, &pv, &padded)?],
+                    vec![Some(0)],
+                ))
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
-use crate::prim::{Primitive, SimplifyCtx, Simplified};
+use crate::prim::{Primitive, Simplified, SimplifyCtx};
 use crate::storage::Storage;
 
 /// `reshape[new_shape](x)`: row-major order is kept, only the sizes change.
@@ -51,15 +51,26 @@ impl Primitive for Reshape {
         p.as_any().downcast_ref::<Reshape>()?;
         ins.first().map(|&v| Simplified::Var(v))
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None]);
+        };
         let x = &primals[0];
         if !x.dtype().is_float() {
             return Ok(vec![None]);
         }
         Ok(vec![Some(reshape(ct, x.shape())?)])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let (x, bd) = crate::prim::reduce::unary_batch_operand(self.name(), args, dims)?;
         let Some(b) = bd else {
             return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));

@@ -49,21 +49,36 @@ impl Primitive for Rev {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None]);
+        };
         if !primals[0].dtype().is_float() {
             return Ok(vec![None]);
         }
         // A reversal is its own inverse and its own transpose.
         Ok(vec![Some(rev(ct, &self.axes)?)])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let (x, bd) = crate::prim::reduce::unary_batch_operand(self.name(), args, dims)?;
         let Some(b) = bd else {
             return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));
         };
         // The batch axis stays in place; the reversed axes are renumbered around it.
-        let axes: Vec<usize> = self.axes.iter().map(|&a| crate::prim::reduce::batched_axis(a, b)).collect();
+        let axes: Vec<usize> = self
+            .axes
+            .iter()
+            .map(|&a| crate::prim::reduce::batched_axis(a, b))
+            .collect();
         Ok((vec![rev(x, &axes)?], vec![Some(b)]))
     }
 }

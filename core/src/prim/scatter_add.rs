@@ -125,9 +125,16 @@ impl Primitive for ScatterAdd {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         use crate::prim::gather::gather;
-        let Some(ct) = &cts[0] else { return Ok(vec![None, None, None]) };
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None, None, None]);
+        };
         let (x, idx) = (&primals[0], &primals[1]);
         if !x.dtype().is_float() {
             return Ok(vec![None, None, None]);
@@ -155,10 +162,17 @@ impl Primitive for ScatterAdd {
         };
         Ok(vec![Some(ct.clone()), None, Some(g)])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         use crate::prim::broadcast_in_dim::{batch_size, batch_to_front};
         let ([x, idx, u], [xd, id, ud]) = (args, dims) else {
-            return Err(Error::invalid("scatter_add", format!("batching takes 3 operands, got {}", args.len())));
+            return Err(Error::invalid(
+                "scatter_add",
+                format!("batching takes 3 operands, got {}", args.len()),
+            ));
         };
         if xd.is_none() && id.is_none() && ud.is_none() {
             return Ok((vec![bind1(self.clone(), &[x, idx, u])?], vec![None]));
@@ -170,7 +184,9 @@ impl Primitive for ScatterAdd {
         let a = self.axis;
         let y = match (*id, self.mode) {
             // Shared Take indices select whole slices of every example alike.
-            (None, GatherMode::Take) => scatter_add(&x0, idx, &u0, a + 1, GatherMode::Take, self.indices)?,
+            (None, GatherMode::Take) => {
+                scatter_add(&x0, idx, &u0, a + 1, GatherMode::Take, self.indices)?
+            }
             (_, GatherMode::AlongAxis) => {
                 let i0 = batch_to_front(idx, *id, n)?;
                 scatter_add(&x0, &i0, &u0, a + 1, GatherMode::AlongAxis, self.indices)?
@@ -183,7 +199,14 @@ impl Primitive for ScatterAdd {
                 let i0 = crate::vmap::move_axis(idx, c, 0)?;
                 let (flat_x, idx_b) = crate::prim::gather::take_as_along_axis(&x0, &i0, a)?;
                 let flat_u = crate::prim::reshape::reshape(&u0, idx_b.shape())?;
-                let y = scatter_add(&flat_x, &idx_b, &flat_u, 2, GatherMode::AlongAxis, self.indices)?;
+                let y = scatter_add(
+                    &flat_x,
+                    &idx_b,
+                    &flat_u,
+                    2,
+                    GatherMode::AlongAxis,
+                    self.indices,
+                )?;
                 crate::prim::reshape::reshape(&y, x0.shape())?
             }
         };
@@ -200,7 +223,11 @@ fn in_range(idx: &Array, d: usize) -> Result<Array> {
         // Unsigned indices are never negative.
         return Ok(below);
     }
-    let above = compare_bcast(CompareOp::Ge, idx, &Array::full(&[], idx.dtype(), -(d as f64)))?;
+    let above = compare_bcast(
+        CompareOp::Ge,
+        idx,
+        &Array::full(&[], idx.dtype(), -(d as f64)),
+    )?;
     crate::prim::binary::binary(crate::prim::binary::BinaryOp::And, &below, &above)
 }
 

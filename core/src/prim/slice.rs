@@ -72,8 +72,15 @@ impl Primitive for Slice {
         });
         Ok(vec![out])
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None]);
+        };
         let x = &primals[0];
         if !x.dtype().is_float() {
             return Ok(vec![None]);
@@ -83,7 +90,11 @@ impl Primitive for Slice {
         let config: Vec<(i64, i64, usize)> = (0..x.rank())
             .map(|i| {
                 let n = ct.shape()[i];
-                let core = if n == 0 { 0 } else { (n - 1) * self.strides[i] + 1 };
+                let core = if n == 0 {
+                    0
+                } else {
+                    (n - 1) * self.strides[i] + 1
+                };
                 let hi = x.shape()[i] - self.start[i] - core;
                 (self.start[i] as i64, hi as i64, self.strides[i] - 1)
             })
@@ -91,7 +102,11 @@ impl Primitive for Slice {
         let zero = Array::full(&[], ct.dtype(), 0.0);
         Ok(vec![Some(crate::prim::pad::pad(ct, &zero, &config)?)])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let (x, bd) = crate::prim::reduce::unary_batch_operand(self.name(), args, dims)?;
         let Some(b) = bd else {
             return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));

@@ -3,7 +3,7 @@
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
 use crate::prim::broadcast_in_dim::strided_gather;
-use crate::prim::{strides, Primitive, SimplifyCtx, Simplified};
+use crate::prim::{strides, Primitive, Simplified, SimplifyCtx};
 use crate::storage::Storage;
 
 /// `transpose[perm](x)`: output axis `i` is operand axis `perm[i]`.
@@ -58,21 +58,36 @@ impl Primitive for Transpose {
         let (p, ins) = ctx.producer(0)?;
         let inner = p.as_any().downcast_ref::<Transpose>()?;
         let identity = inner.perm.len() == self.perm.len()
-            && self.perm.iter().enumerate().all(|(i, &q)| inner.perm.get(q) == Some(&i));
+            && self
+                .perm
+                .iter()
+                .enumerate()
+                .all(|(i, &q)| inner.perm.get(q) == Some(&i));
         if identity {
             ins.first().map(|&v| Simplified::Var(v))
         } else {
             None
         }
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None]);
+        };
         if !primals[0].dtype().is_float() {
             return Ok(vec![None]);
         }
         Ok(vec![Some(transpose(ct, &inverse_perm(&self.perm))?)])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let (x, bd) = crate::prim::reduce::unary_batch_operand(self.name(), args, dims)?;
         let Some(b) = bd else {
             return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));
@@ -80,7 +95,11 @@ impl Primitive for Transpose {
         // One transpose does both jobs: output axis 0 reads the batch axis, the rest follow
         // `perm` renumbered around it.
         let mut perm = vec![b];
-        perm.extend(self.perm.iter().map(|&p| crate::prim::reduce::batched_axis(p, b)));
+        perm.extend(
+            self.perm
+                .iter()
+                .map(|&p| crate::prim::reduce::batched_axis(p, b)),
+        );
         Ok((vec![transpose(x, &perm)?], vec![Some(0)]))
     }
 }
