@@ -750,10 +750,10 @@ fn conv_batch_rule_matches_loop() {
 #[test]
 fn batch_rules_on_integers() {
     let a = Array::from_vec(vec![2, 3, 2], (0..12).collect::<Vec<i32>>()).unwrap();
-    let b = Array::from_vec(vec![2, 4], (0..8).map(|v| v - 3).collect::<Vec<i32>>()).unwrap();
+    let b = Array::from_vec(vec![3, 4], (0..12).map(|v| v - 3).collect::<Vec<i32>>()).unwrap();
     let p = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], lhs_batch: vec![], rhs_batch: vec![] };
     check_batch_rule(Arc::new(p), &[a, b], &[Some(2), None], 2, "int dot_general");
-    let x = Array::from_vec(vec![2, 1, 5, 2], (0..20).collect::<Vec<i32>>()).unwrap();
+    let x = Array::from_vec(vec![1, 2, 5, 2], (0..20).collect::<Vec<i32>>()).unwrap();
     let w = Array::from_vec(vec![2, 2, 1, 2], (0..8).map(|v| v % 3 - 1).collect::<Vec<i32>>()).unwrap();
     let p = ConvGeneralDilated {
         window_strides: vec![1],
