@@ -23,5 +23,6 @@ pub mod prelude {
         shape, Array, DType, Device, Dim, Dyn, Elem, Error, Float, Int, Shape, StaticShape,
         Tensor, Tree, C,
     };
+    pub use ferrax_core::debug_print;
     pub use ferrax_macros::{grad, jit};
 }

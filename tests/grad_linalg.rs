@@ -84,15 +84,87 @@ struct DotCase {
 }
 
 const DOT_CASES: &[DotCase] = &[
-    DotCase { name: "matmul", a: &[3, 4], b: &[4, 5], lc: &[1], rc: &[0], lb: &[], rb: &[] },
-    DotCase { name: "a^T b", a: &[4, 3], b: &[4, 5], lc: &[0], rc: &[0], lb: &[], rb: &[] },
-    DotCase { name: "a b^T", a: &[3, 4], b: &[5, 4], lc: &[1], rc: &[1], lb: &[], rb: &[] },
-    DotCase { name: "a^T b^T", a: &[4, 3], b: &[5, 4], lc: &[0], rc: &[1], lb: &[], rb: &[] },
-    DotCase { name: "vector dot", a: &[6], b: &[6], lc: &[0], rc: &[0], lb: &[], rb: &[] },
-    DotCase { name: "matrix-vector", a: &[3, 4], b: &[4], lc: &[1], rc: &[0], lb: &[], rb: &[] },
-    DotCase { name: "vector-matrix", a: &[4], b: &[4, 5], lc: &[0], rc: &[0], lb: &[], rb: &[] },
-    DotCase { name: "outer", a: &[3], b: &[4], lc: &[], rc: &[], lb: &[], rb: &[] },
-    DotCase { name: "batched", a: &[2, 3, 4], b: &[2, 4, 5], lc: &[2], rc: &[1], lb: &[0], rb: &[0] },
+    DotCase {
+        name: "matmul",
+        a: &[3, 4],
+        b: &[4, 5],
+        lc: &[1],
+        rc: &[0],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "a^T b",
+        a: &[4, 3],
+        b: &[4, 5],
+        lc: &[0],
+        rc: &[0],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "a b^T",
+        a: &[3, 4],
+        b: &[5, 4],
+        lc: &[1],
+        rc: &[1],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "a^T b^T",
+        a: &[4, 3],
+        b: &[5, 4],
+        lc: &[0],
+        rc: &[1],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "vector dot",
+        a: &[6],
+        b: &[6],
+        lc: &[0],
+        rc: &[0],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "matrix-vector",
+        a: &[3, 4],
+        b: &[4],
+        lc: &[1],
+        rc: &[0],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "vector-matrix",
+        a: &[4],
+        b: &[4, 5],
+        lc: &[0],
+        rc: &[0],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "outer",
+        a: &[3],
+        b: &[4],
+        lc: &[],
+        rc: &[],
+        lb: &[],
+        rb: &[],
+    },
+    DotCase {
+        name: "batched",
+        a: &[2, 3, 4],
+        b: &[2, 4, 5],
+        lc: &[2],
+        rc: &[1],
+        lb: &[0],
+        rb: &[0],
+    },
     DotCase {
         name: "batch axes elsewhere",
         a: &[3, 2, 4],
@@ -129,9 +201,33 @@ const DOT_CASES: &[DotCase] = &[
         lb: &[0],
         rb: &[2],
     },
-    DotCase { name: "batched outer", a: &[2, 3], b: &[2, 4], lc: &[], rc: &[], lb: &[0], rb: &[0] },
-    DotCase { name: "size-1 dims", a: &[1, 4, 1], b: &[1, 4, 3], lc: &[1], rc: &[1], lb: &[0], rb: &[0] },
-    DotCase { name: "full contraction", a: &[3, 4], b: &[4, 3], lc: &[0, 1], rc: &[1, 0], lb: &[], rb: &[] },
+    DotCase {
+        name: "batched outer",
+        a: &[2, 3],
+        b: &[2, 4],
+        lc: &[],
+        rc: &[],
+        lb: &[0],
+        rb: &[0],
+    },
+    DotCase {
+        name: "size-1 dims",
+        a: &[1, 4, 1],
+        b: &[1, 4, 3],
+        lc: &[1],
+        rc: &[1],
+        lb: &[0],
+        rb: &[0],
+    },
+    DotCase {
+        name: "full contraction",
+        a: &[3, 4],
+        b: &[4, 3],
+        lc: &[0, 1],
+        rc: &[1, 0],
+        lb: &[],
+        rb: &[],
+    },
 ];
 
 #[test]
@@ -187,11 +283,18 @@ fn matmul_broadcasting_grads() {
 /// Integer products carry no gradient, and a missing cotangent gives none.
 #[test]
 fn dot_general_integer_and_zero_cotangents() {
-    let p = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], lhs_batch: vec![], rhs_batch: vec![] };
+    let p = DotGeneral {
+        lhs_contract: vec![1],
+        rhs_contract: vec![0],
+        lhs_batch: vec![],
+        rhs_batch: vec![],
+    };
     let a = Array::from_vec(vec![2, 2], vec![1i32, 2, 3, 4]).unwrap();
     let y = dot_general(&a, &a, &[1], &[0], &[], &[]).unwrap();
     let ct = Array::from_vec(vec![2, 2], vec![1i32; 4]).unwrap();
-    let r = p.vjp(&[a.clone(), a.clone()], &[y.clone()], &[Some(ct)]).unwrap();
+    let r = p
+        .vjp(&[a.clone(), a.clone()], &[y.clone()], &[Some(ct)])
+        .unwrap();
     assert!(r.iter().all(|c| c.is_none()));
     let af = arr(&[2, 2], 5);
     let r = p.vjp(&[af.clone(), af.clone()], &[y], &[None]).unwrap();
@@ -453,7 +556,10 @@ mod reference {
     use serde_json::Value;
 
     pub fn load() -> Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/grads_shared.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/reference/grads_shared.json"
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -481,17 +587,26 @@ mod reference {
     /// A `{dtype, shape, data}` tensor. float32 data is parsed as f32 directly (the
     /// convention: the shortest decimal that round-trips to the f32), int32 as i32.
     pub fn tensor(t: &Value) -> Array {
-        let shape: Vec<usize> =
-            t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
         let mut data = Vec::new();
         flatten(&t["data"], &mut data);
         match t["dtype"].as_str().unwrap() {
             "float64" => Array::from_vec(shape, data).unwrap(),
             "float32" => {
-                let v: Vec<f32> = flatten_str(&t["data"]).iter().map(|s| s.parse::<f32>().unwrap()).collect();
+                let v: Vec<f32> = flatten_str(&t["data"])
+                    .iter()
+                    .map(|s| s.parse::<f32>().unwrap())
+                    .collect();
                 Array::from_vec(shape, v).unwrap()
             }
-            "int32" => Array::from_vec(shape, data.iter().map(|&v| v as i32).collect::<Vec<_>>()).unwrap(),
+            "int32" => {
+                Array::from_vec(shape, data.iter().map(|&v| v as i32).collect::<Vec<_>>()).unwrap()
+            }
             d => panic!("unexpected dtype {d}"),
         }
     }
@@ -525,7 +640,10 @@ mod reference {
         assert_eq!(got.shape(), want.shape(), "{what}: shape");
         assert_eq!(got.dtype(), want.dtype(), "{what}: dtype");
         for (i, (a, b)) in f64s(got).iter().zip(f64s(want)).enumerate() {
-            assert!((a - b).abs() <= atol + rtol * b.abs(), "{what}[{i}]: {a} vs JAX {b}");
+            assert!(
+                (a - b).abs() <= atol + rtol * b.abs(),
+                "{what}[{i}]: {a} vs JAX {b}"
+            );
         }
     }
 
@@ -555,10 +673,22 @@ mod reference {
             ("float32", "float32_vs_float32_ref"),
         ] {
             let tol = tol(&r, tkey);
-            let cast = |a: Array| if dtype == "float32" { convert(&a, DType::F32).unwrap() } else { a };
+            let cast = |a: Array| {
+                if dtype == "float32" {
+                    convert(&a, DType::F32).unwrap()
+                } else {
+                    a
+                }
+            };
             // Inputs are dyadic, so the cast to f32 is exact (as JAX's float32 run).
-            let xs: Vec<Array> = names.iter().map(|n| cast(tensor(&fj["inputs"][n.as_str()]))).collect();
-            let ts: Vec<Array> = names.iter().map(|n| cast(tensor(&fj["tangent"][n.as_str()]))).collect();
+            let xs: Vec<Array> = names
+                .iter()
+                .map(|n| cast(tensor(&fj["inputs"][n.as_str()])))
+                .collect();
+            let ts: Vec<Array> = names
+                .iter()
+                .map(|n| cast(tensor(&fj["tangent"][n.as_str()])))
+                .collect();
             let refs = &fj[dtype];
             let full = |w: &Vec<Array>| {
                 let mut all = w.clone();
@@ -570,14 +700,34 @@ mod reference {
             let (v, g) = value_and_grad(&xs, full).unwrap();
             close(&what("value (traced)"), &v, &tensor(&refs["value"]), tol);
             for (n, gi) in names.iter().zip(&g) {
-                close(&what(&format!("grad {n}")), gi, &tensor(&refs["grad"][n.as_str()]), tol);
+                close(
+                    &what(&format!("grad {n}")),
+                    gi,
+                    &tensor(&refs["grad"][n.as_str()]),
+                    tol,
+                );
             }
             let (p, t) = jvp(&xs, &ts, full).unwrap();
-            close(&what("jvp primal"), &p, &tensor(&refs["jvp"]["primal_out"]), tol);
-            close(&what("jvp tangent"), &t, &tensor(&refs["jvp"]["tangent_out"]), tol);
+            close(
+                &what("jvp primal"),
+                &p,
+                &tensor(&refs["jvp"]["primal_out"]),
+                tol,
+            );
+            close(
+                &what("jvp tangent"),
+                &t,
+                &tensor(&refs["jvp"]["tangent_out"]),
+                tol,
+            );
             let (_, hv) = jvp(&xs, &ts, |w: &Vec<Array>| grad(w, full).unwrap()).unwrap();
             for (n, h) in names.iter().zip(&hv) {
-                close(&what(&format!("hvp {n}")), h, &tensor(&refs["hvp"][n.as_str()]), tol);
+                close(
+                    &what(&format!("hvp {n}")),
+                    h,
+                    &tensor(&refs["hvp"][n.as_str()]),
+                    tol,
+                );
             }
         }
     }
@@ -592,7 +742,11 @@ fn scalar_like(like: &Array, v: f64) -> Array {
 #[test]
 fn jax_reference_matmul_tanh() {
     reference::compare("matmul_tanh", &|a| {
-        let z = add(&matmul(&a[0], &a[1]).unwrap(), &broadcast_rows(&a[2], a[0].shape()[0])).unwrap();
+        let z = add(
+            &matmul(&a[0], &a[1]).unwrap(),
+            &broadcast_rows(&a[2], a[0].shape()[0]),
+        )
+        .unwrap();
         let t = tanh(&z).unwrap();
         sum_all(&mul(&t, &t).unwrap()).unwrap()
     });
@@ -668,8 +822,16 @@ fn batched(shape: &[usize], d: Option<usize>, n: usize, seed: u64) -> Array {
 
 /// Runs `prim.batch` on operands with batch axes `dims` and checks every example against
 /// the primitive applied to that example alone: bit-identical results.
-fn check_batch_rule(prim: Arc<dyn Primitive>, args: &[Array], dims: &[Option<usize>], n: usize, what: &str) {
-    let (outs, out_dims) = prim.batch(args, dims).unwrap_or_else(|e| panic!("{what}: {e}"));
+fn check_batch_rule(
+    prim: Arc<dyn Primitive>,
+    args: &[Array],
+    dims: &[Option<usize>],
+    n: usize,
+    what: &str,
+) {
+    let (outs, out_dims) = prim
+        .batch(args, dims)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     let od = out_dims[0].unwrap_or_else(|| panic!("{what}: output reported unbatched"));
     for i in 0..n {
         let ex: Vec<Array> = args
@@ -683,7 +845,12 @@ fn check_batch_rule(prim: Arc<dyn Primitive>, args: &[Array], dims: &[Option<usi
         let refs: Vec<&Array> = ex.iter().collect();
         let want = &ferrax::bind(prim.clone(), &refs).unwrap()[0];
         let got = index_axis(&outs[0], od, i).unwrap();
-        assert!(got.bit_eq(want), "{what}, example {i}: {:?} vs {:?}", f64s(&got), f64s(want));
+        assert!(
+            got.bit_eq(want),
+            "{what}, example {i}: {:?} vs {:?}",
+            f64s(&got),
+            f64s(want)
+        );
     }
 }
 
@@ -751,10 +918,19 @@ fn conv_batch_rule_matches_loop() {
 fn batch_rules_on_integers() {
     let a = Array::from_vec(vec![2, 3, 2], (0..12).collect::<Vec<i32>>()).unwrap();
     let b = Array::from_vec(vec![3, 4], (0..12).map(|v| v - 3).collect::<Vec<i32>>()).unwrap();
-    let p = DotGeneral { lhs_contract: vec![1], rhs_contract: vec![0], lhs_batch: vec![], rhs_batch: vec![] };
+    let p = DotGeneral {
+        lhs_contract: vec![1],
+        rhs_contract: vec![0],
+        lhs_batch: vec![],
+        rhs_batch: vec![],
+    };
     check_batch_rule(Arc::new(p), &[a, b], &[Some(2), None], 2, "int dot_general");
     let x = Array::from_vec(vec![1, 2, 5, 2], (0..20).collect::<Vec<i32>>()).unwrap();
-    let w = Array::from_vec(vec![2, 2, 1, 2], (0..8).map(|v| v % 3 - 1).collect::<Vec<i32>>()).unwrap();
+    let w = Array::from_vec(
+        vec![2, 2, 1, 2],
+        (0..8).map(|v| v % 3 - 1).collect::<Vec<i32>>(),
+    )
+    .unwrap();
     let p = ConvGeneralDilated {
         window_strides: vec![1],
         padding: vec![(1, 0)],
@@ -786,11 +962,20 @@ fn vmap_of_grad_equals_loop() {
     let dims = [Some(0), Some(3), None];
     let got = vmap(grads, &[x.clone(), w.clone(), v.clone()], &dims, &[Some(0)]).unwrap();
     for i in 0..n {
-        let ex = [index_axis(&x, 0, i).unwrap(), index_axis(&w, 3, i).unwrap(), v.clone()];
+        let ex = [
+            index_axis(&x, 0, i).unwrap(),
+            index_axis(&w, 3, i).unwrap(),
+            v.clone(),
+        ];
         let want = grads(&ex).unwrap();
         for (k, (g, wk)) in got.iter().zip(&want).enumerate() {
             let gi = index_axis(g, 0, i).unwrap();
-            assert!(gi.bit_eq(wk), "grad {k}, example {i}: {:?} vs {:?}", f64s(&gi), f64s(wk));
+            assert!(
+                gi.bit_eq(wk),
+                "grad {k}, example {i}: {:?} vs {:?}",
+                f64s(&gi),
+                f64s(wk)
+            );
         }
     }
 }

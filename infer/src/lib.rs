@@ -43,10 +43,13 @@ pub mod constraints;
 pub mod diagnostics;
 pub mod dist;
 mod error;
+pub mod guides;
 pub mod handlers;
 pub mod math;
 pub mod mcmc;
 pub mod potential;
+pub mod predictive;
+pub mod svi;
 pub mod transforms;
 
 pub use error::{Error, Result};

@@ -11,8 +11,8 @@ use crate::prim::reshape::reshape;
 use crate::prim::rev::rev;
 use crate::prim::transpose::{swap_axes, transpose};
 use crate::prim::Primitive;
-use crate::vmap::move_axis;
 use crate::storage::Storage;
+use crate::vmap::move_axis;
 use ferrax_cpu::{ConvGeom, MatMut, MatRef};
 use half::{bf16, f16};
 

@@ -14,7 +14,9 @@ pub mod binary;
 pub mod broadcast_in_dim;
 pub mod compare;
 pub mod concatenate;
+pub mod cond;
 pub mod conv;
+pub mod debug_print;
 pub mod convert;
 pub mod cumulative;
 pub mod dot_general;
@@ -27,12 +29,14 @@ pub mod random;
 pub mod reduce;
 pub mod reshape;
 pub mod rev;
+pub mod scan;
 pub mod scatter_add;
 pub mod select;
 pub mod slice;
 pub mod sort;
 pub mod transpose;
 pub mod unary;
+pub mod while_loop;
 
 /// An operation of the IR. Implementations are small structs whose fields are the
 /// primitive's static parameters (axes, shapes, dtypes).
