@@ -13,13 +13,13 @@ use std::io::Read;
 
 type X = Tensor<(Dyn, C<64>)>;
 const LEARNING_RATE: f64 = 3e-3;
-const EPOCHS: usize = 30;
+const EPOCHS: usize = 20;
 type Y = Tensor<(Dyn,), i32>;
 
 #[derive(Module)]
 struct Mlp {
-    l1: Linear<64, 256>,
-    l2: Linear<256, 10>,
+    l1: Linear<64, 128>,
+    l2: Linear<128, 10>,
 }
 
 impl Mlp {
@@ -84,6 +84,30 @@ fn nudge(xs: &[f32], ys: &[i32]) -> (Vec<f32>, Vec<i32>) {
     (out_x, out_y)
 }
 
+/// Scales each pixel to zero mean and unit variance over the (augmented) training rows
+/// and applies the same affine map to `others`: inputs on a common scale keep the first
+/// layer's pre-activations well-conditioned. Border pixels that are always zero keep
+/// their value (their spread is floored).
+fn standardize(train: &mut [f32], others: &mut [&mut Vec<f32>]) {
+    let rows = (train.len() / 64) as f32;
+    for j in 0..64 {
+        let mean = train.iter().skip(j).step_by(64).sum::<f32>() / rows;
+        let var = train
+            .iter()
+            .skip(j)
+            .step_by(64)
+            .map(|v| (v - mean).powi(2))
+            .sum::<f32>()
+            / rows;
+        let sd = var.sqrt().max(1e-3);
+        let f = |v: &mut f32| *v = (*v - mean) / sd;
+        train.iter_mut().skip(j).step_by(64).for_each(f);
+        for o in others.iter_mut() {
+            o.iter_mut().skip(j).step_by(64).for_each(f);
+        }
+    }
+}
+
 /// Rows of 64 pixels (0..16) and a label, from the gzipped CSV.
 fn load() -> Result<(Vec<f32>, Vec<i32>), Box<dyn std::error::Error>> {
     let mut text = String::new();
@@ -108,13 +132,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (xs, ys) = load()?;
     let n_train = 1500;
     let n = ys.len();
-    let x_train = X::from_vec_shape((Dyn(n_train), C), xs[..n_train * 64].to_vec())?;
+    let mut x_train_v = xs[..n_train * 64].to_vec();
+    let mut x_test_v = xs[n_train * 64..].to_vec();
     let y_train = Y::from_vec_shape((Dyn(n_train),), ys[..n_train].to_vec())?;
-    let x_test = X::from_vec_shape((Dyn(n - n_train), C), xs[n_train * 64..].to_vec())?;
     let y_test = Y::from_vec_shape((Dyn(n - n_train),), ys[n_train..].to_vec())?;
 
-    let (aug_x, aug_y) = nudge(&xs[..n_train * 64], &ys[..n_train]);
+    let (mut aug_x, aug_y) = nudge(&xs[..n_train * 64], &ys[..n_train]);
     let n_aug = aug_y.len();
+    standardize(&mut aug_x, &mut [&mut x_train_v, &mut x_test_v]);
+    let x_train = X::from_vec_shape((Dyn(n_train), C), x_train_v)?;
+    let x_test = X::from_vec_shape((Dyn(n - n_train), C), x_test_v)?;
     let mut model = Mlp::new(&mut Rngs::new(0))?;
     println!("{}", model.summary());
     let mut opt = Optimizer::new(&model, adam(LEARNING_RATE))?;

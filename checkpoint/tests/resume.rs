@@ -142,7 +142,6 @@ fn child(dir: &std::path::Path) {
         start as i32,
         "child: optimizer step counter"
     );
-    s.opt = Optimizer::new(&s.model, adam(LR)).unwrap();
     for step in start + 1..=TOTAL_STEPS {
         let loss = train_step(&mut s);
         mgr.save(step, &s, metadata(loss)).expect("child: save");

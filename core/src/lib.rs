@@ -34,6 +34,7 @@ pub use dtype::{DType, Elem, Float, Int};
 pub use error::{Error, Result};
 pub use ferrax_macros::Tree;
 pub use half::{bf16, f16};
+pub use jit::StaticArg;
 pub use shape::{Shape, StaticShape};
 pub use storage::Storage;
 pub use tensor::Tensor;

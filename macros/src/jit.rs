@@ -256,7 +256,8 @@ pub(crate) fn traced_tokens(args: &[Arg]) -> (Vec<Ident>, Vec<TokenStream>, Vec<
                 ArgKind::TreeRef => quote!(let #t = __t.input(#n)?;),
                 ArgKind::TreeMut => quote!(let mut #t = __t.input(&*#n)?;),
                 ArgKind::TreeOwned => quote!(let #t = __t.input(&#n)?;),
-                ArgKind::Static => quote!(let #t = ::std::clone::Clone::clone(&#n);),
+                // Moved: the trace closure runs at most once, so static values need no `Clone`.
+                ArgKind::Static => quote!(let #t = #n;),
             }
         })
         .collect();
