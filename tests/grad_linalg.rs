@@ -240,6 +240,28 @@ fn dot_general_grads_match_finite_differences() {
     }
 }
 
+/// Empty free, contracted and batch axes: cotangents keep the operands' shapes and are
+/// zero where nothing was contracted (an empty sum).
+#[test]
+fn dot_general_empty_axes_grads() {
+    let cases: &[(&[usize], &[usize], &[usize], &[usize], &[usize], &[usize])] = &[
+        (&[0, 4], &[4, 5], &[1], &[0], &[], &[]),
+        (&[3, 0], &[0, 5], &[1], &[0], &[], &[]),
+        (&[0, 3, 4], &[0, 4, 2], &[2], &[1], &[0], &[0]),
+    ];
+    for (sa, sb, lc, rc, lb, rb) in cases {
+        let (a, b) = (arr(sa, 1), arr(sb, 2));
+        let g = grad(&vec![a.clone(), b.clone()], |w: &Vec<Array>| {
+            let y = dot_general(&w[0], &w[1], lc, rc, lb, rb).unwrap();
+            sum_all(&mul(&y, &y).unwrap()).unwrap()
+        })
+        .unwrap();
+        assert_eq!(g[0].shape(), a.shape());
+        assert_eq!(g[1].shape(), b.shape());
+        assert!(f64s(&g[0]).iter().chain(&f64s(&g[1])).all(|&v| v == 0.0));
+    }
+}
+
 /// Reverse mode against the closed form of a plain matmul: for `C = A B` and `L = sum(G*C)`,
 /// `dA = G B^T`, `dB = A^T G`.
 #[test]

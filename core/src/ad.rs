@@ -193,9 +193,16 @@ pub fn jvp_emit(p: &Program, args: &[Array], tangents: &[Array]) -> Result<(Vec<
 /// Traces `f` on tracer copies of the tree `w` (other values `f` uses are captured) and
 /// returns the program, the traced result (a structure template) and the captured values.
 fn trace_tree<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<(Program, R, Vec<Array>)> {
+    trace_tree_fallible(w, |w| Ok(f(w)))
+}
+
+fn trace_tree_fallible<W: Tree, R: Tree>(
+    w: &W,
+    f: impl FnOnce(&W) -> Result<R>,
+) -> Result<(Program, R, Vec<Array>)> {
     let scope = TraceScope::begin();
     let wt = w.rebuild(&mut Path::default(), &mut |_, a| Ok(scope.new_input(a.aval().clone())))?;
-    let r = f(&wt);
+    let r = f(&wt)?;
     let outs = tree::leaves(&r);
     let (prog, captured) = scope.finish(&outs)?;
     Ok((prog, r, captured))
@@ -291,7 +298,12 @@ impl<W: Tree> Pullback<W> {
 /// Forward mode: `f`'s value and its directional derivative along `t` (same structure as
 /// `w`).
 pub fn jvp<W: Tree, R: Tree>(w: &W, t: &W, f: impl FnOnce(&W) -> R) -> Result<(R, R)> {
-    let (prog, template, captured) = trace_tree(w, f)?;
+    jvp_fallible(w, t, |w| Ok(f(w)))
+}
+
+/// [`jvp`] of a fallible function.
+pub fn jvp_fallible<W: Tree, R: Tree>(w: &W, t: &W, f: impl FnOnce(&W) -> Result<R>) -> Result<(R, R)> {
+    let (prog, template, captured) = trace_tree_fallible(w, f)?;
     let mut args = tree::leaves(w);
     let mut tangents = tree::leaves(t);
     for c in &captured {
@@ -308,4 +320,87 @@ pub fn jvp<W: Tree, R: Tree>(w: &W, t: &W, f: impl FnOnce(&W) -> R) -> Result<(R
 pub fn tree_clone<T: Tree>(t: &T) -> T {
     t.rebuild(&mut Path::default(), &mut |_, a| Ok(a.clone()))
         .expect("rebuilding a tree from its own leaves cannot fail")
+}
+
+/// Hessian-vector product `H·v` of a scalar function at `w` (forward over reverse:
+/// `jvp(grad f)(w; v)`), without forming the Hessian.
+pub fn hvp<W: Tree, R: Tree>(w: &W, v: &W, f: impl Fn(&W) -> R) -> Result<W> {
+    Ok(jvp_fallible(w, v, |w| grad(w, &f))?.1)
+}
+
+fn basis(n: usize, i: usize, dtype: crate::dtype::DType, shape: &[usize]) -> Result<Array> {
+    let mut v = vec![0.0f64; n];
+    v[i] = 1.0;
+    crate::prim::convert::convert(&Array::from_vec(shape.to_vec(), v)?, dtype)
+}
+
+fn stack_jacobian(rows: Vec<Array>, out_shape: &[usize], in_shape: &[usize], rows_are_outputs: bool) -> Result<Array> {
+    let refs: Vec<&Array> = rows.iter().collect();
+    let stacked = crate::prim::concatenate::stack(&refs, 0)?;
+    let mut shape = out_shape.to_vec();
+    shape.extend_from_slice(in_shape);
+    if rows_are_outputs {
+        crate::prim::reshape::reshape(&stacked, &shape)
+    } else {
+        // Rows indexed by input elements: (in..., out...) -> (out..., in...).
+        let mut tshape = in_shape.to_vec();
+        tshape.extend_from_slice(out_shape);
+        let t = crate::prim::reshape::reshape(&stacked, &tshape)?;
+        let (ri, ro) = (in_shape.len(), out_shape.len());
+        let perm: Vec<usize> = (ri..ri + ro).chain(0..ri).collect();
+        crate::prim::transpose::transpose(&t, &perm)
+    }
+}
+
+/// The Jacobian of an array function by reverse mode (one pullback per output element),
+/// shaped `out.shape ++ x.shape` like `jax.jacrev`.
+pub fn jacrev(x: &Array, f: impl Fn(&Array) -> Result<Array>) -> Result<Array> {
+    let (prog, captured) = trace_fn(std::slice::from_ref(x.aval()), |a| Ok(vec![f(&a[0])?]))?;
+    let mut args = vec![x.clone()];
+    args.extend(captured);
+    let mut wrt = vec![true];
+    wrt.resize(args.len(), false);
+    let out = prog.aval(prog.outputs[0]).clone();
+    let n = out.numel();
+    let mut rows = Vec::with_capacity(n);
+    for i in 0..n {
+        let ct = basis(n, i, out.dtype, &out.shape)?;
+        let (_, g) = vjp_emit(&prog, &args, &wrt, &[Some(ct)])?;
+        rows.push(g[0].clone());
+    }
+    stack_jacobian(rows, &out.shape, x.shape(), true)
+}
+
+/// The Jacobian of an array function by forward mode (one tangent per input element),
+/// shaped `out.shape ++ x.shape` like `jax.jacfwd`.
+pub fn jacfwd(x: &Array, f: impl Fn(&Array) -> Result<Array>) -> Result<Array> {
+    let (prog, captured) = trace_fn(std::slice::from_ref(x.aval()), |a| Ok(vec![f(&a[0])?]))?;
+    let mut args = vec![x.clone()];
+    let extra: Vec<Array> = captured.iter().map(|c| Array::zeros(c.shape(), c.dtype())).collect();
+    args.extend(captured);
+    let out = prog.aval(prog.outputs[0]).clone();
+    let n = x.numel();
+    let mut cols = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut tangents = vec![basis(n, i, x.dtype(), x.shape())?];
+        tangents.extend(extra.iter().cloned());
+        let (_, t) = jvp_emit(&prog, &args, &tangents)?;
+        cols.push(t[0].clone());
+    }
+    stack_jacobian(cols, &out.shape, x.shape(), false)
+}
+
+/// The Hessian of a scalar array function (`jacfwd(jacrev(f))`), shaped `x.shape ++ x.shape`.
+pub fn hessian(x: &Array, f: impl Fn(&Array) -> Result<Array>) -> Result<Array> {
+    jacfwd(x, |y| {
+        let (prog, captured) = trace_fn(std::slice::from_ref(y.aval()), |a| Ok(vec![f(&a[0])?]))?;
+        let mut args = vec![y.clone()];
+        args.extend(captured);
+        let mut wrt = vec![true];
+        wrt.resize(args.len(), false);
+        let la = prog.aval(prog.outputs[0]).clone();
+        let one = Array::full(&[], la.dtype, 1.0);
+        let (_, g) = vjp_emit(&prog, &args, &wrt, &[Some(one)])?;
+        Ok(g[0].clone())
+    })
 }

@@ -10,7 +10,8 @@
 //! so there is no `y=None` argument to pass as in NumPyro, and predicting the observed
 //! variables is what a predictive distribution is for. The result maps each returned site
 //! to an array with a leading axis of draws. By default that is every sample site not
-//! given by the posterior, plus every deterministic site.
+//! given by the posterior samples (with a guide: every sample site, the guide's draws
+//! included), plus every deterministic site.
 //!
 //! ```
 //! use ferrax_core::{random::Key, Array};
@@ -193,7 +194,9 @@ impl<'g> Predictive<'g> {
                         .collect()
                 }
             };
-            if i == 0 {
+            // Posterior samples are known to the caller, so they are not returned again;
+            // a guide's draws are new, and returned (as NumPyro does).
+            if i == 0 && !matches!(self.source, Source::Guide(..)) {
                 given = values.keys().cloned().collect();
             }
             let (_, tr) = trace(|| {

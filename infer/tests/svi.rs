@@ -49,6 +49,12 @@ fn conjugate_posterior(y: &[f64]) -> (f64, f64, f64) {
     (mean, sd, log_ev)
 }
 
+/// Adam whose step size decays (cosine, 0.05 -> 0.001 over 1500 steps), so the final
+/// iterate is not dominated by Monte-Carlo gradient noise.
+fn decaying_adam() -> ferrax_optim::Transform {
+    ferrax_optim::adam(ferrax_optim::schedule::cosine_decay_schedule(0.05, 1500, 0.02, 1.0).unwrap())
+}
+
 fn scalar(a: &Array) -> f64 {
     a.to_vec::<f64>().unwrap()[0]
 }
@@ -64,8 +70,8 @@ fn auto_normal_recovers_conjugate_posterior() {
     let mut svi = Svi::new(
         conjugate_model(y),
         AutoNormal::new(),
-        ferrax_optim::adam(0.02),
-        TraceElbo::new(4),
+        decaying_adam(),
+        TraceElbo::new(8),
     );
     let res = svi.run(&Key::new(7), 1500).unwrap();
     let loc = scalar(&res.params["auto_mu_loc"]);
@@ -165,8 +171,8 @@ fn hand_written_guide_and_model_params() {
     let mut svi = Svi::new(
         conjugate_model(y),
         guide,
-        ferrax_optim::adam(0.02),
-        TraceElbo::new(4),
+        decaying_adam(),
+        TraceElbo::new(8),
     );
     let res = svi.run(&Key::new(5), 1500).unwrap();
     let loc = scalar(&res.params["q_loc"]);

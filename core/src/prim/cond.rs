@@ -43,19 +43,25 @@ pub(crate) fn compiled<'a>(slot: &'a OnceLock<Executable>, p: &Program) -> Resul
     let e = Executable::compile(p)?;
     // Another thread may have won the race; either executable is equally good.
     let _ = slot.set(e);
-    slot.get().ok_or_else(|| Error::invalid("control flow", "compiled program vanished"))
+    slot.get()
+        .ok_or_else(|| Error::invalid("control flow", "compiled program vanished"))
 }
 
 /// Host views as arrays (copying: kernels only borrow their inputs, executables own theirs).
 pub(crate) fn views_to_arrays(ins: &[HostView<'_>]) -> Result<Vec<Array>> {
-    ins.iter().map(|v| Array::from_storage(v.shape.to_vec(), v.data.clone())).collect()
+    ins.iter()
+        .map(|v| Array::from_storage(v.shape.to_vec(), v.data.clone()))
+        .collect()
 }
 
 /// The storage of a concrete array (without a copy when the buffer is not shared).
 pub(crate) fn into_storage(a: Array) -> Result<Storage> {
     match a.repr {
         Repr::Host(s) => Ok(Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone())),
-        Repr::Tracer(_) => Err(Error::invalid("control flow", "a nested program returned a traced value")),
+        Repr::Tracer(_) => Err(Error::invalid(
+            "control flow",
+            "a nested program returned a traced value",
+        )),
     }
 }
 
@@ -74,11 +80,17 @@ pub(crate) fn trace_closure(
 /// Checks that nested-program avals equal the expected ones, naming both on mismatch.
 pub(crate) fn check_avals(op: &'static str, what: &str, got: &[AVal], want: &[AVal]) -> Result<()> {
     if got.len() != want.len() {
-        return Err(Error::shape(op, format!("{what}: {} values vs {} expected", got.len(), want.len())));
+        return Err(Error::shape(
+            op,
+            format!("{what}: {} values vs {} expected", got.len(), want.len()),
+        ));
     }
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         if g != w {
-            return Err(Error::shape(op, format!("{what}: value {i} is {g} but {w} was expected")));
+            return Err(Error::shape(
+                op,
+                format!("{what}: value {i} is {g} but {w} was expected"),
+            ));
         }
     }
     Ok(())
@@ -86,7 +98,8 @@ pub(crate) fn check_avals(op: &'static str, what: &str, got: &[AVal], want: &[AV
 
 /// A zero cotangent for `None` (materialized: it becomes an operand of a nested program).
 pub(crate) fn ct_or_zeros(ct: &Option<Array>, aval: &AVal) -> Array {
-    ct.clone().unwrap_or_else(|| Array::zeros(&aval.shape, aval.dtype))
+    ct.clone()
+        .unwrap_or_else(|| Array::zeros(&aval.shape, aval.dtype))
 }
 
 impl Primitive for Cond {
@@ -101,15 +114,28 @@ impl Primitive for Cond {
             return Err(Error::invalid("cond", "needs an index operand"));
         };
         if idx.dtype != crate::dtype::DType::I32 || idx.rank() != 0 {
-            return Err(Error::dtype("cond", format!("the index must be an i32 scalar, got {idx}")));
+            return Err(Error::dtype(
+                "cond",
+                format!("the index must be an i32 scalar, got {idx}"),
+            ));
         }
         let Some(first) = self.branches.first() else {
             return Err(Error::invalid("cond", "needs at least one branch"));
         };
         let out = first.output_avals();
         for (k, b) in self.branches.iter().enumerate() {
-            check_avals("cond", &format!("branch {k} inputs vs operands"), ops, &b.input_avals())?;
-            check_avals("cond", &format!("branch {k} outputs vs branch 0 outputs"), &b.output_avals(), &out)?;
+            check_avals(
+                "cond",
+                &format!("branch {k} inputs vs operands"),
+                ops,
+                &b.input_avals(),
+            )?;
+            check_avals(
+                "cond",
+                &format!("branch {k} outputs vs branch 0 outputs"),
+                &b.output_avals(),
+                &out,
+            )?;
         }
         Ok(out)
     }
@@ -123,7 +149,12 @@ impl Primitive for Cond {
     fn sub_programs(&self) -> Vec<&Program> {
         self.branches.iter().map(|b| b.as_ref()).collect()
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         // A cond over the branches' backward programs, selected by the same index. Each
         // backward program re-runs its branch's forward pass from the primal operands
         // (the residuals), then its backward pass.
@@ -139,10 +170,18 @@ impl Primitive for Cond {
                 let (xs, cs) = a.split_at(n);
                 let cs: Vec<Option<Array>> = cs.iter().cloned().map(Some).collect();
                 let (_, grads) = crate::ad::vjp_emit(b, xs, &wrt, &cs)?;
-                Ok(grads.into_iter().zip(&wrt).filter(|(_, w)| **w).map(|(g, _)| g).collect())
+                Ok(grads
+                    .into_iter()
+                    .zip(&wrt)
+                    .filter(|(_, w)| **w)
+                    .map(|(g, _)| g)
+                    .collect())
             })?;
             if !caps.is_empty() {
-                return Err(Error::invalid("cond", "a backward branch captured an outer value"));
+                return Err(Error::invalid(
+                    "cond",
+                    "a backward branch captured an outer value",
+                ));
             }
             bwd.push(Arc::new(p));
         }
@@ -157,7 +196,11 @@ impl Primitive for Cond {
         }
         Ok(res)
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let n = batch_size("cond", args, dims)?;
         let (ops, op_dims) = (&args[1..], &dims[1..]);
         if let Some(d) = dims[0] {
@@ -166,13 +209,21 @@ impl Primitive for Cond {
             // control flow survives batching).
             let idx = batch_to_front(&args[0], Some(d), n)?;
             let last = Array::scalar(self.branches.len() as i32 - 1);
-            let idx = crate::prim::binary::binary_bcast(crate::prim::binary::BinaryOp::Max, &idx, &Array::scalar(0i32))?;
-            let idx = crate::prim::binary::binary_bcast(crate::prim::binary::BinaryOp::Min, &idx, &last)?;
+            let idx = crate::prim::binary::binary_bcast(
+                crate::prim::binary::BinaryOp::Max,
+                &idx,
+                &Array::scalar(0i32),
+            )?;
+            let idx =
+                crate::prim::binary::binary_bcast(crate::prim::binary::BinaryOp::Min, &idx, &last)?;
             let mut acc: Option<Vec<Array>> = None;
             for (k, b) in self.branches.iter().enumerate() {
                 let (outs, ods) = crate::vmap::batch_emit(b, ops, op_dims)?;
-                let outs: Vec<Array> =
-                    outs.iter().zip(ods).map(|(o, d)| batch_to_front(o, d, n)).collect::<Result<_>>()?;
+                let outs: Vec<Array> = outs
+                    .iter()
+                    .zip(ods)
+                    .map(|(o, d)| batch_to_front(o, d, n))
+                    .collect::<Result<_>>()?;
                 acc = Some(match acc {
                     None => outs,
                     Some(prev) => {
@@ -202,10 +253,16 @@ impl Primitive for Cond {
         for b in &self.branches {
             let (p, caps) = trace_fn(&avals, |a| {
                 let (outs, ods) = crate::vmap::batch_emit(b, a, op_dims)?;
-                outs.iter().zip(ods).map(|(o, d)| batch_to_front(o, d, n)).collect()
+                outs.iter()
+                    .zip(ods)
+                    .map(|(o, d)| batch_to_front(o, d, n))
+                    .collect()
             })?;
             if !caps.is_empty() {
-                return Err(Error::invalid("cond", "a batched branch captured an outer value"));
+                return Err(Error::invalid(
+                    "cond",
+                    "a batched branch captured an outer value",
+                ));
             }
             branches.push(Arc::new(p));
         }
@@ -228,12 +285,18 @@ pub fn switch(index: &Array, branches: &[Branch<'_>], operands: &[Array]) -> Res
         return Err(Error::invalid("switch", "needs at least one branch"));
     }
     if index.rank() != 0 {
-        return Err(Error::shape("switch", format!("the index must be a scalar, got {}", index.aval())));
+        return Err(Error::shape(
+            "switch",
+            format!("the index must be a scalar, got {}", index.aval()),
+        ));
     }
     let index = match index.dtype() {
         crate::dtype::DType::I32 => index.clone(),
         d if d.is_float() => {
-            return Err(Error::dtype("switch", format!("the index must be an integer or bool, got {d:?}")))
+            return Err(Error::dtype(
+                "switch",
+                format!("the index must be an integer or bool, got {d:?}"),
+            ))
         }
         _ => crate::prim::convert::convert(index, crate::dtype::DType::I32)?,
     };
@@ -271,9 +334,17 @@ pub fn switch(index: &Array, branches: &[Branch<'_>], operands: &[Array]) -> Res
 
 /// `lax.cond(pred, true_fn, false_fn, *operands)`: [`switch`] with the bool predicate as
 /// the index of `[false_fn, true_fn]`.
-pub fn cond(pred: &Array, true_fn: Branch<'_>, false_fn: Branch<'_>, operands: &[Array]) -> Result<Vec<Array>> {
+pub fn cond(
+    pred: &Array,
+    true_fn: Branch<'_>,
+    false_fn: Branch<'_>,
+    operands: &[Array],
+) -> Result<Vec<Array>> {
     if pred.dtype() != crate::dtype::DType::Bool || pred.rank() != 0 {
-        return Err(Error::dtype("cond", format!("the predicate must be a bool scalar, got {}", pred.aval())));
+        return Err(Error::dtype(
+            "cond",
+            format!("the predicate must be a bool scalar, got {}", pred.aval()),
+        ));
     }
     switch(pred, &[false_fn, true_fn], operands)
 }

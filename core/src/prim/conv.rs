@@ -3,7 +3,10 @@
 //! for any number of spatial dims, with strides, explicit padding, input (lhs) dilation —
 //! what transposed convolutions and gradients need — kernel (rhs) dilation and feature
 //! groups. The host kernel is im2col + gemm ([`ferrax_cpu::conv`]). `conv2d` and the
-//! [`Padding`] rules (SAME computed like JAX) are composites over it.
+//! [`Padding`] rules (SAME computed like JAX) are composites over it. Its reverse-mode rule
+//! is two more convolutions (JAX's transpose rules, with transposes standing in for
+//! dimension numbers); its batching rule folds the vmapped axis into N, the output
+//! channels, or the feature groups.
 
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};
@@ -234,15 +237,24 @@ impl Primitive for ConvGeneralDilated {
             (None, Some(bw)) => {
                 let wb = move_axis(w, bw, d + 1)?; // [K.., I, B, O]
                 let (ci, o) = (wb.shape()[d], wb.shape()[d + 2]);
+                // Swaps the axes of sizes B and G of a reshape to `split` (a no-op, skipped,
+                // when there is one group).
+                let swap_bg = |t: &Array, split: &[usize]| -> Result<Array> {
+                    if g == 1 {
+                        Ok(t.clone())
+                    } else {
+                        swap_axes(&reshape(t, split)?, d + 1, d + 2)
+                    }
+                };
                 let mut ks = wb.shape()[..d].to_vec();
                 ks.extend([ci, b, g, o / g]);
-                let wg = swap_axes(&reshape(&wb, &ks)?, d + 1, d + 2)?; // [K.., I, G, B, O/G]
+                let wg = swap_bg(&wb, &ks)?; // [K.., I, G, B, O/G]
                 ks.truncate(d + 1);
                 ks.push(b * o);
                 let y = conv(x, &reshape(&wg, &ks)?, g)?;
                 let mut os = y.shape()[..=d].to_vec();
                 os.extend([g, b, o / g]);
-                let y = swap_axes(&reshape(&y, &os)?, d + 1, d + 2)?; // [N, O.., B, G, O/G]
+                let y = swap_bg(&y, &os)?; // [N, O.., B, G, O/G]
                 os.truncate(d + 1);
                 os.extend([b, o]);
                 Ok((vec![reshape(&y, &os)?], vec![Some(d + 1)]))

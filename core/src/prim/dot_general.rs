@@ -3,6 +3,8 @@
 //! rhs free axes. Plain, transposed and batched matrix products are all strided views of
 //! it and go to [`ferrax_cpu::gemm_batched`] without copying; other layouts are first
 //! copied into `(batch, M, K)` / `(batch, K, N)` order. numpy's `matmul` is built on it.
+//! Its reverse-mode rule is two more `dot_general`s (one per operand) and a transpose; its
+//! batching rule makes the vmapped axis a batch axis or a free axis, with no copy.
 
 use crate::array::{bind1, AVal, Array, HostView};
 use crate::error::{Error, Result};

@@ -34,6 +34,7 @@ pub mod scatter_add;
 pub mod select;
 pub mod slice;
 pub mod sort;
+pub mod stop_gradient;
 pub mod transpose;
 pub mod unary;
 pub mod while_loop;

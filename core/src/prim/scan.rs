@@ -36,20 +36,35 @@ pub struct Scan {
 
 impl Scan {
     /// A scan over this body.
-    pub fn new(body: Arc<Program>, length: usize, reverse: bool, num_consts: usize, num_carry: usize) -> Scan {
-        Scan { body, length, reverse, num_carry, num_consts, exe: OnceLock::new() }
+    pub fn new(
+        body: Arc<Program>,
+        length: usize,
+        reverse: bool,
+        num_consts: usize,
+        num_carry: usize,
+    ) -> Scan {
+        Scan {
+            body,
+            length,
+            reverse,
+            num_carry,
+            num_consts,
+            exe: OnceLock::new(),
+        }
     }
 }
 
 /// Row `i` (of `rows`) of a row-major buffer, copied.
 fn row(s: &Storage, i: usize, rows: usize) -> Storage {
-    let m = if rows == 0 { 0 } else { s.len() / rows };
+    let m = s.len().checked_div(rows).unwrap_or(0);
     with_storage!(s, v, T => T::into_storage(v[i * m..(i + 1) * m].to_vec()))
 }
 
 /// The buffers concatenated (the stacking of per-step outputs).
 fn concat(parts: &[Storage], dtype: crate::dtype::DType) -> Result<Storage> {
-    let Some(first) = parts.first() else { return Ok(Storage::zeros(dtype, 0)) };
+    let Some(first) = parts.first() else {
+        return Ok(Storage::zeros(dtype, 0));
+    };
     let total: usize = parts.iter().map(|p| p.len()).sum();
     Ok(with_storage!(first, _v, T => {
         let mut out: Vec<T> = Vec::with_capacity(total);
@@ -73,24 +88,46 @@ impl Primitive for Scan {
     fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
         let (nc, nk) = (self.num_consts, self.num_carry);
         if ins.len() < nc + nk {
-            return Err(Error::invalid("scan", format!("{} operands but {nc} consts and {nk} carries", ins.len())));
+            return Err(Error::invalid(
+                "scan",
+                format!("{} operands but {nc} consts and {nk} carries", ins.len()),
+            ));
         }
         let mut want: Vec<AVal> = ins[..nc + nk].to_vec();
         for (i, x) in ins[nc + nk..].iter().enumerate() {
             if x.shape.first() != Some(&self.length) {
                 return Err(Error::shape(
                     "scan",
-                    format!("xs[{i}] is {x}, but its leading axis must be the length {}", self.length),
+                    format!(
+                        "xs[{i}] is {x}, but its leading axis must be the length {}",
+                        self.length
+                    ),
                 ));
             }
             want.push(AVal::new(x.shape[1..].to_vec(), x.dtype));
         }
-        check_avals("scan", "body inputs vs (consts, carry, x slices)", &self.body.input_avals(), &want)?;
+        check_avals(
+            "scan",
+            "body inputs vs (consts, carry, x slices)",
+            &self.body.input_avals(),
+            &want,
+        )?;
         let outs = self.body.output_avals();
         if outs.len() < nk {
-            return Err(Error::invalid("scan", format!("the body returns {} values, fewer than the {nk} carries", outs.len())));
+            return Err(Error::invalid(
+                "scan",
+                format!(
+                    "the body returns {} values, fewer than the {nk} carries",
+                    outs.len()
+                ),
+            ));
         }
-        check_avals("scan", "body output carry vs input carry", &outs[..nk], &ins[nc..nc + nk])?;
+        check_avals(
+            "scan",
+            "body output carry vs input carry",
+            &outs[..nk],
+            &ins[nc..nc + nk],
+        )?;
         let mut res: Vec<AVal> = outs[..nk].to_vec();
         for y in &outs[nk..] {
             let mut s = vec![self.length];
@@ -112,7 +149,10 @@ impl Primitive for Scan {
             let mut a = consts.clone();
             a.append(&mut carry);
             for x in xs {
-                a.push(Array::from_storage(x.shape[1..].to_vec(), row(x.data, i, len))?);
+                a.push(Array::from_storage(
+                    x.shape[1..].to_vec(),
+                    row(x.data, i, len),
+                )?);
             }
             let mut o = exe.run_owned(a)?;
             let y = o.split_off(nk);
@@ -131,7 +171,12 @@ impl Primitive for Scan {
     fn sub_programs(&self) -> Vec<&Program> {
         vec![&self.body]
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         let (nc, nk, len) = (self.num_consts, self.num_carry, self.length);
         let body = &self.body;
         let b_in = body.input_avals();
@@ -145,11 +190,16 @@ impl Primitive for Scan {
             Ok(o)
         })?;
         if !caps.is_empty() {
-            return Err(Error::invalid("scan", "the forward body captured an outer value"));
+            return Err(Error::invalid(
+                "scan",
+                "the forward body captured an outer value",
+            ));
         }
         let refs: Vec<&Array> = primals.iter().collect();
-        let fwd_outs =
-            crate::array::bind(Arc::new(Scan::new(Arc::new(fwd), len, self.reverse, nc, nk)), &refs)?;
+        let fwd_outs = crate::array::bind(
+            Arc::new(Scan::new(Arc::new(fwd), len, self.reverse, nc, nk)),
+            &refs,
+        )?;
         let saved = &fwd_outs[nk + ny..];
         // Backward step: (consts, [const ct accumulators, carry ct], [saved carry, x, y ct])
         // -> ([accumulators + const ct, carry ct in], x ct).
@@ -169,30 +219,58 @@ impl Primitive for Scan {
             let mut args: Vec<Array> = consts.to_vec();
             args.extend(carry.iter().cloned());
             args.extend(x.iter().cloned());
-            let seeds: Vec<Option<Array>> = ct_carry.iter().chain(ct_y).cloned().map(Some).collect();
+            let seeds: Vec<Option<Array>> =
+                ct_carry.iter().chain(ct_y).cloned().map(Some).collect();
             let (_, g) = crate::ad::vjp_emit(body, &args, &wrt, &seeds)?;
             let mut out = Vec::with_capacity(nc + nk + nx);
             for ((a, g), w) in acc.iter().zip(&g[..nc]).zip(&wrt) {
-                out.push(if *w { crate::prim::binary::add(a, g)? } else { a.clone() });
+                out.push(if *w {
+                    crate::prim::binary::add(a, g)?
+                } else {
+                    a.clone()
+                });
             }
             out.extend(g[nc..].iter().cloned());
             Ok(out)
         })?;
         if !caps.is_empty() {
-            return Err(Error::invalid("scan", "the backward body captured an outer value"));
+            return Err(Error::invalid(
+                "scan",
+                "the backward body captured an outer value",
+            ));
         }
         let mut ops: Vec<Array> = primals[..nc].to_vec();
         ops.extend(b_in[..nc].iter().map(|a| Array::zeros(&a.shape, a.dtype)));
-        let out_avals: Vec<AVal> = _outs.iter().map(|a| a.aval().clone()).collect();
-        ops.extend(cts[..nk].iter().zip(&out_avals[..nk]).map(|(c, a)| ct_or_zeros(c, a)));
+        let out_avals: Vec<AVal> = outs.iter().map(|a| a.aval().clone()).collect();
+        ops.extend(
+            cts[..nk]
+                .iter()
+                .zip(&out_avals[..nk])
+                .map(|(c, a)| ct_or_zeros(c, a)),
+        );
         ops.extend(saved.iter().cloned());
         ops.extend(primals[nc + nk..].iter().cloned());
-        ops.extend(cts[nk..].iter().zip(&out_avals[nk..]).map(|(c, a)| ct_or_zeros(c, a)));
+        ops.extend(
+            cts[nk..]
+                .iter()
+                .zip(&out_avals[nk..])
+                .map(|(c, a)| ct_or_zeros(c, a)),
+        );
         let refs: Vec<&Array> = ops.iter().collect();
-        let g = crate::array::bind(Arc::new(Scan::new(Arc::new(bwd), len, !self.reverse, nc, nc + nk)), &refs)?;
-        Ok(g.into_iter().zip(&wrt).map(|(g, w)| w.then_some(g)).collect())
+        let g = crate::array::bind(
+            Arc::new(Scan::new(Arc::new(bwd), len, !self.reverse, nc, nc + nk)),
+            &refs,
+        )?;
+        Ok(g.into_iter()
+            .zip(&wrt)
+            .map(|(g, w)| w.then_some(g))
+            .collect())
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         // Consts keep their batch axes; the whole carry is batched along axis 0 (an
         // unbatched initial carry usually becomes batched after one step); batched xs move
         // their batch axis to 1, right after the scanned axis, so a step's slice has it at 0.
@@ -230,15 +308,23 @@ impl Primitive for Scan {
         let body = &self.body;
         let (p, caps) = trace_fn(&avals, |a| {
             let (outs, ods) = crate::vmap::batch_emit(body, a, &in_dims)?;
-            outs.iter().zip(ods).map(|(o, d)| batch_to_front(o, d, n)).collect()
+            outs.iter()
+                .zip(ods)
+                .map(|(o, d)| batch_to_front(o, d, n))
+                .collect()
         })?;
         if !caps.is_empty() {
-            return Err(Error::invalid("scan", "a batched body captured an outer value"));
+            return Err(Error::invalid(
+                "scan",
+                "a batched body captured an outer value",
+            ));
         }
         let refs: Vec<&Array> = ops.iter().collect();
         let prim = Scan::new(Arc::new(p), self.length, self.reverse, nc, nk);
         let outs = crate::array::bind(Arc::new(prim), &refs)?;
-        let nd = (0..outs.len()).map(|i| Some(if i < nk { 0 } else { 1 })).collect();
+        let nd = (0..outs.len())
+            .map(|i| Some(if i < nk { 0 } else { 1 }))
+            .collect();
         Ok((outs, nd))
     }
 }
@@ -257,27 +343,48 @@ pub fn scan(
     let mut len = length;
     for x in xs {
         let Some(&l) = x.shape().first() else {
-            return Err(Error::shape("scan", format!("xs must have a leading axis to scan over, got {}", x.aval())));
+            return Err(Error::shape(
+                "scan",
+                format!("xs must have a leading axis to scan over, got {}", x.aval()),
+            ));
         };
         match len {
             None => len = Some(l),
             Some(m) if m != l => {
-                return Err(Error::shape("scan", format!("xs disagree on the length: {m} vs {l} (shape {:?})", x.shape())))
+                return Err(Error::shape(
+                    "scan",
+                    format!(
+                        "xs disagree on the length: {m} vs {l} (shape {:?})",
+                        x.shape()
+                    ),
+                ))
             }
             _ => {}
         }
     }
     let Some(len) = len else {
-        return Err(Error::invalid("scan", "with no xs, the length must be given"));
+        return Err(Error::invalid(
+            "scan",
+            "with no xs, the length must be given",
+        ));
     };
     let nk = init.len();
     let mut avals: Vec<AVal> = init.iter().map(|a| a.aval().clone()).collect();
-    avals.extend(xs.iter().map(|x| AVal::new(x.shape()[1..].to_vec(), x.dtype())));
+    avals.extend(
+        xs.iter()
+            .map(|x| AVal::new(x.shape()[1..].to_vec(), x.dtype())),
+    );
     let (p, caps) = trace_closure(&avals, |a| {
         let (c, x) = a.split_at(nk);
         let (c2, y) = f(c, x)?;
         if c2.len() != nk {
-            return Err(Error::invalid("scan", format!("the body returned {} carries for {nk} in the init", c2.len())));
+            return Err(Error::invalid(
+                "scan",
+                format!(
+                    "the body returned {} carries for {nk} in the init",
+                    c2.len()
+                ),
+            ));
         }
         Ok(c2.into_iter().chain(y).collect())
     })?;

@@ -32,8 +32,19 @@ pub struct WhileLoop {
 
 impl WhileLoop {
     /// A loop over these programs.
-    pub fn new(cond: Arc<Program>, body: Arc<Program>, cond_nconsts: usize, body_nconsts: usize) -> Self {
-        WhileLoop { cond, body, cond_nconsts, body_nconsts, exes: [OnceLock::new(), OnceLock::new()] }
+    pub fn new(
+        cond: Arc<Program>,
+        body: Arc<Program>,
+        cond_nconsts: usize,
+        body_nconsts: usize,
+    ) -> Self {
+        WhileLoop {
+            cond,
+            body,
+            cond_nconsts,
+            body_nconsts,
+            exes: [OnceLock::new(), OnceLock::new()],
+        }
     }
 }
 
@@ -42,17 +53,28 @@ impl Primitive for WhileLoop {
         "while"
     }
     fn params(&self) -> String {
-        format!("cond_nconsts={} body_nconsts={}", self.cond_nconsts, self.body_nconsts)
+        format!(
+            "cond_nconsts={} body_nconsts={}",
+            self.cond_nconsts, self.body_nconsts
+        )
     }
     fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
         let (nc, nb) = (self.cond_nconsts, self.body_nconsts);
         if ins.len() < nc + nb {
-            return Err(Error::invalid("while", format!("{} operands but {} consts", ins.len(), nc + nb)));
+            return Err(Error::invalid(
+                "while",
+                format!("{} operands but {} consts", ins.len(), nc + nb),
+            ));
         }
         let carry = &ins[nc + nb..];
         let mut want: Vec<AVal> = ins[..nc].to_vec();
         want.extend(carry.iter().cloned());
-        check_avals("while", "predicate inputs vs (cond consts, carry)", &self.cond.input_avals(), &want)?;
+        check_avals(
+            "while",
+            "predicate inputs vs (cond consts, carry)",
+            &self.cond.input_avals(),
+            &want,
+        )?;
         check_avals(
             "while",
             "predicate output",
@@ -61,8 +83,18 @@ impl Primitive for WhileLoop {
         )?;
         let mut want: Vec<AVal> = ins[nc..nc + nb].to_vec();
         want.extend(carry.iter().cloned());
-        check_avals("while", "body inputs vs (body consts, carry)", &self.body.input_avals(), &want)?;
-        check_avals("while", "body output carry vs input carry", &self.body.output_avals(), carry)?;
+        check_avals(
+            "while",
+            "body inputs vs (body consts, carry)",
+            &self.body.input_avals(),
+            &want,
+        )?;
+        check_avals(
+            "while",
+            "body output carry vs input carry",
+            &self.body.output_avals(),
+            carry,
+        )?;
         Ok(carry.to_vec())
     }
     fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
@@ -94,7 +126,11 @@ impl Primitive for WhileLoop {
              use fori_loop with a static trip count or scan",
         ))
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         // JAX's rule: the whole carry is batched (along axis 0); the loop runs while any
         // example's predicate holds, and each step only updates the examples whose predicate
         // still holds (a `select`), so finished examples keep their final carry.
@@ -103,8 +139,11 @@ impl Primitive for WhileLoop {
         let cconsts = &args[..nc];
         let bconsts = &args[nc..nc + nb];
         let (cdims, bdims) = (&dims[..nc], &dims[nc..nc + nb]);
-        let carry: Vec<Array> =
-            args[nc + nb..].iter().zip(&dims[nc + nb..]).map(|(a, d)| batch_to_front(a, *d, n)).collect::<Result<_>>()?;
+        let carry: Vec<Array> = args[nc + nb..]
+            .iter()
+            .zip(&dims[nc + nb..])
+            .map(|(a, d)| batch_to_front(a, *d, n))
+            .collect::<Result<_>>()?;
         let carry_avals: Vec<AVal> = carry.iter().map(|a| a.aval().clone()).collect();
         let mut cond_in_dims: Vec<Option<usize>> = cdims.to_vec();
         cond_in_dims.extend(std::iter::repeat_n(Some(0), carry.len()));
@@ -121,9 +160,16 @@ impl Primitive for WhileLoop {
             Ok(vec![crate::prim::reduce::reduce_max(&p, &[0])?])
         })?;
         if !caps.is_empty() {
-            return Err(Error::invalid("while", "a batched predicate captured an outer value"));
+            return Err(Error::invalid(
+                "while",
+                "a batched predicate captured an outer value",
+            ));
         }
-        let mut avals: Vec<AVal> = cconsts.iter().chain(bconsts).map(|a| a.aval().clone()).collect();
+        let mut avals: Vec<AVal> = cconsts
+            .iter()
+            .chain(bconsts)
+            .map(|a| a.aval().clone())
+            .collect();
         avals.extend(carry_avals.iter().cloned());
         let mut body_in_dims: Vec<Option<usize>> = bdims.to_vec();
         body_in_dims.extend(std::iter::repeat_n(Some(0), carry.len()));
@@ -148,7 +194,10 @@ impl Primitive for WhileLoop {
                 .collect()
         })?;
         if !caps.is_empty() {
-            return Err(Error::invalid("while", "a batched body captured an outer value"));
+            return Err(Error::invalid(
+                "while",
+                "a batched body captured an outer value",
+            ));
         }
         let mut ops: Vec<&Array> = cconsts.iter().collect();
         ops.extend(cconsts.iter().chain(bconsts));
@@ -190,14 +239,20 @@ pub fn fori_loop(
     if hi <= lo {
         return Ok(init.to_vec());
     }
-    let lo_i = i32::try_from(lo).map_err(|_| Error::invalid("fori_loop", format!("lower bound {lo} exceeds i32")))?;
-    i32::try_from(hi).map_err(|_| Error::invalid("fori_loop", format!("upper bound {hi} exceeds i32")))?;
+    let lo_i = i32::try_from(lo)
+        .map_err(|_| Error::invalid("fori_loop", format!("lower bound {lo} exceeds i32")))?;
+    i32::try_from(hi)
+        .map_err(|_| Error::invalid("fori_loop", format!("upper bound {hi} exceeds i32")))?;
     let mut carry0 = vec![Array::scalar(lo_i)];
     carry0.extend(init.iter().cloned());
     let (carry, _) = crate::prim::scan::scan(
         |c, _| {
             let i = &c[0];
-            let mut next = vec![crate::prim::binary::binary_scalar(crate::prim::binary::BinaryOp::Add, i, 1.0)?];
+            let mut next = vec![crate::prim::binary::binary_scalar(
+                crate::prim::binary::BinaryOp::Add,
+                i,
+                1.0,
+            )?];
             next.extend(body_fn(i, &c[1..])?);
             Ok((next, vec![]))
         },
@@ -219,7 +274,13 @@ pub fn fori_loop_traced(
 ) -> Result<Vec<Array>> {
     let as_i32 = |a: &Array, what: &str| -> Result<Array> {
         if a.rank() != 0 || a.dtype().is_float() || a.dtype() == DType::Bool {
-            return Err(Error::dtype("fori_loop", format!("the {what} bound must be an integer scalar, got {}", a.aval())));
+            return Err(Error::dtype(
+                "fori_loop",
+                format!(
+                    "the {what} bound must be an integer scalar, got {}",
+                    a.aval()
+                ),
+            ));
         }
         crate::prim::convert::convert(a, DType::I32)
     };

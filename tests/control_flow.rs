@@ -1,0 +1,620 @@
+//! Structured control flow (`cond`/`switch`, `while_loop`, `fori_loop`, `scan`): values
+//! against plain Rust loops, staged (`#[jit]`) equals eager, gradients against finite
+//! differences (first and second order) and against JAX reference values, the while-loop
+//! vjp error, and batching against per-example loops.
+
+use ferrax::jit::disable_jit;
+use ferrax::prelude::*;
+use ferrax::prim::binary::{add, binary_scalar, mul, sub, BinaryOp};
+use ferrax::prim::compare::{compare, CompareOp};
+use ferrax::prim::cond::{cond, switch, Branch};
+use ferrax::prim::dot_general::matmul;
+use ferrax::prim::reduce::reduce_sum;
+use ferrax::prim::scan::scan;
+use ferrax::prim::unary::{unary, UnaryOp};
+use ferrax::prim::while_loop::{fori_loop, fori_loop_traced, while_loop};
+use ferrax::testing::{check_grads, GradCheck};
+use ferrax::Result;
+
+fn arr(shape: &[usize], v: Vec<f64>) -> Array {
+    Array::from_vec(shape.to_vec(), v).unwrap()
+}
+
+fn vals(a: &Array) -> Vec<f64> {
+    a.to_vec::<f64>().unwrap()
+}
+
+fn sum_all(x: &Array) -> Result<Array> {
+    let axes: Vec<usize> = (0..x.rank()).collect();
+    reduce_sum(x, &axes)
+}
+
+fn close(a: &[f64], b: &[f64], rtol: f64) {
+    assert_eq!(a.len(), b.len(), "lengths {a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= rtol * y.abs().max(1e-300) + 1e-300,
+            "{a:?} vs {b:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// cond / switch
+
+/// true: x * 2 + 1; false: x * x.
+fn cond_f(p: &Array, x: &Array) -> Result<Array> {
+    let t = |a: &[Array]| -> Result<Vec<Array>> {
+        Ok(vec![binary_scalar(
+            BinaryOp::Add,
+            &binary_scalar(BinaryOp::Mul, &a[0], 2.0)?,
+            1.0,
+        )?])
+    };
+    let f = |a: &[Array]| -> Result<Vec<Array>> { Ok(vec![mul(&a[0], &a[0])?]) };
+    Ok(cond(p, &t, &f, std::slice::from_ref(x))?.remove(0))
+}
+
+#[test]
+fn cond_values_match_rust() {
+    for (p, xs) in [
+        (true, vec![1.5, -2.0, 0.25]),
+        (false, vec![1.5, -2.0, 0.25]),
+        (false, vec![3.0]),
+    ] {
+        let x = arr(&[xs.len()], xs.clone());
+        let y = cond_f(&Array::scalar(p), &x).unwrap();
+        let want: Vec<f64> = xs
+            .iter()
+            .map(|v| if p { v * 2.0 + 1.0 } else { v * v })
+            .collect();
+        assert_eq!(vals(&y), want, "pred {p}");
+    }
+}
+
+#[test]
+fn switch_clamps_the_index_and_passes_captures() {
+    let shift = arr(&[2], vec![10.0, 20.0]);
+    let b0 = |a: &[Array]| -> Result<Vec<Array>> { Ok(vec![a[0].clone()]) };
+    let b1 = |a: &[Array]| -> Result<Vec<Array>> { Ok(vec![add(&a[0], &shift)?]) };
+    let b2 = |a: &[Array]| -> Result<Vec<Array>> { Ok(vec![mul(&a[0], &a[0])?]) };
+    let branches: [Branch<'_>; 3] = [&b0, &b1, &b2];
+    let x = arr(&[2], vec![3.0, -1.0]);
+    for (i, want) in [
+        (-5, vec![3.0, -1.0]),
+        (0, vec![3.0, -1.0]),
+        (1, vec![13.0, 19.0]),
+        (2, vec![9.0, 1.0]),
+        (7, vec![9.0, 1.0]),
+    ] {
+        let y = switch(
+            &Array::scalar(i as i32),
+            &branches,
+            std::slice::from_ref(&x),
+        )
+        .unwrap();
+        assert_eq!(vals(&y[0]), want, "index {i}");
+    }
+}
+
+#[test]
+fn cond_branch_mismatch_names_both_avals() {
+    let t = |a: &[Array]| -> Result<Vec<Array>> { Ok(vec![a[0].clone()]) };
+    let f = |a: &[Array]| -> Result<Vec<Array>> { Ok(vec![sum_all(&a[0])?]) };
+    let err = cond(
+        &Array::scalar(true),
+        &t,
+        &f,
+        &[arr(&[3], vec![1.0, 2.0, 3.0])],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("f64[3]") && err.contains("f64[]"), "{err}");
+}
+
+#[test]
+fn cond_grads_both_branches() {
+    for p in [true, false] {
+        let f = move |a: &[Array]| -> Result<Array> {
+            let y = cond_f(&Array::scalar(p), &unary(UnaryOp::Sin, &a[0])?)?;
+            sum_all(&mul(&y, &a[0])?)
+        };
+        let x = arr(&[3], vec![0.3, -1.2, 0.7]);
+        check_grads(
+            &f,
+            &[x],
+            GradCheck {
+                second_order: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn cond_grads_with_captured_tracer_operand() {
+    // The branches close over `w`, an outer traced value: it becomes an extra operand of
+    // the cond and gets a cotangent.
+    let f = |a: &[Array]| -> Result<Array> {
+        let w = &a[1];
+        let t = |o: &[Array]| -> Result<Vec<Array>> { Ok(vec![mul(&o[0], w)?]) };
+        let e = |o: &[Array]| -> Result<Vec<Array>> { Ok(vec![sub(&o[0], &mul(w, w)?)?]) };
+        let pred = compare(CompareOp::Gt, &sum_all(&a[0])?, &Array::scalar(0.0f64))?;
+        sum_all(&cond(&pred, &t, &e, std::slice::from_ref(&a[0]))?[0])
+    };
+    for x0 in [1.0, -3.0] {
+        let x = arr(&[2], vec![x0, 0.5]);
+        let w = arr(&[2], vec![0.7, -1.1]);
+        check_grads(
+            &f,
+            &[x, w],
+            GradCheck {
+                second_order: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// while_loop / fori_loop
+
+/// Doubles x until its sum exceeds `limit`, counting steps.
+fn double_until(x: &Array, limit: f64) -> Result<Vec<Array>> {
+    while_loop(
+        |c| compare(CompareOp::Le, &sum_all(&c[1])?, &Array::scalar(limit)),
+        |c| {
+            Ok(vec![
+                binary_scalar(BinaryOp::Add, &c[0], 1.0)?,
+                binary_scalar(BinaryOp::Mul, &c[1], 2.0)?,
+            ])
+        },
+        &[Array::scalar(0i32), x.clone()],
+    )
+}
+
+#[test]
+fn while_loop_values_match_rust() {
+    for (xs, limit) in [
+        (vec![1.0, 0.5], 10.0),
+        (vec![3.0], 2.0),
+        (vec![0.25, 0.25, 0.5], 1000.0),
+    ] {
+        let out = double_until(&arr(&[xs.len()], xs.clone()), limit).unwrap();
+        let (mut n, mut v) = (0i32, xs.clone());
+        while v.iter().sum::<f64>() <= limit {
+            n += 1;
+            v.iter_mut().for_each(|e| *e *= 2.0);
+        }
+        assert_eq!(out[0].to_vec::<i32>().unwrap(), vec![n]);
+        assert_eq!(vals(&out[1]), v);
+    }
+}
+
+#[test]
+fn fori_loop_static_and_traced_match_rust() {
+    // carry = carry * 0.5 + i
+    let body = |i: &Array, c: &[Array]| -> Result<Vec<Array>> {
+        let fi = ferrax::prim::convert::convert(i, DType::F64)?;
+        Ok(vec![add(&binary_scalar(BinaryOp::Mul, &c[0], 0.5)?, &fi)?])
+    };
+    for (lo, hi) in [(0usize, 5usize), (2, 7), (3, 3), (4, 1)] {
+        let mut want = 1.0f64;
+        for i in lo..hi {
+            want = want * 0.5 + i as f64;
+        }
+        let init = [Array::scalar(1.0f64)];
+        let s = fori_loop(lo, hi, body, &init).unwrap();
+        assert_eq!(vals(&s[0]), vec![want], "static {lo}..{hi}");
+        let t = fori_loop_traced(
+            &Array::scalar(lo as i32),
+            &Array::scalar(hi as i32),
+            body,
+            &init,
+        )
+        .unwrap();
+        assert_eq!(vals(&t[0]), vec![want], "traced {lo}..{hi}");
+    }
+}
+
+#[test]
+fn fori_loop_static_grads() {
+    let f = |a: &[Array]| -> Result<Array> {
+        let w = &a[1];
+        let out = fori_loop(
+            0,
+            4,
+            |_, c| Ok(vec![unary(UnaryOp::Tanh, &add(&mul(&c[0], w)?, &c[0])?)?]),
+            std::slice::from_ref(&a[0]),
+        )?;
+        sum_all(&out[0])
+    };
+    let x = arr(&[3], vec![0.3, -0.8, 0.5]);
+    let w = arr(&[3], vec![0.9, 0.2, -0.4]);
+    check_grads(
+        &f,
+        &[x, w],
+        GradCheck {
+            second_order: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn while_loop_vjp_is_a_clear_error() {
+    let x = arr(&[2], vec![1.0, 2.0]);
+    let err = ferrax::ad::grad(&x, |x| sum_all(&double_until(x, 10.0).unwrap()[1]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "reverse-mode differentiation of while_loop with a traced trip count is not supported"
+        ) && err.contains("fori_loop with a static trip count or scan"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// scan
+
+/// Cumulative sum with a decay (`c = c * decay + x; y = c * c`), decay captured.
+fn decay_scan(
+    init: &Array,
+    xs: &Array,
+    decay: &Array,
+    reverse: bool,
+) -> Result<(Vec<Array>, Vec<Array>)> {
+    scan(
+        |c, x| {
+            let c2 = add(&mul(&c[0], decay)?, &x[0])?;
+            let y = mul(&c2, &c2)?;
+            Ok((vec![c2], vec![y]))
+        },
+        std::slice::from_ref(init),
+        std::slice::from_ref(xs),
+        None,
+        reverse,
+    )
+}
+
+fn decay_rust(
+    init: &[f64],
+    xs: &[Vec<f64>],
+    decay: &[f64],
+    reverse: bool,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let mut c = init.to_vec();
+    let mut ys = vec![vec![]; xs.len()];
+    let order: Vec<usize> = if reverse {
+        (0..xs.len()).rev().collect()
+    } else {
+        (0..xs.len()).collect()
+    };
+    for i in order {
+        for k in 0..c.len() {
+            c[k] = c[k] * decay[k] + xs[i][k];
+        }
+        ys[i] = c.iter().map(|v| v * v).collect();
+    }
+    (c, ys)
+}
+
+#[test]
+fn scan_values_match_rust() {
+    let decay = vec![0.5, -1.25];
+    for (len, reverse) in [
+        (4usize, false),
+        (4, true),
+        (1, false),
+        (0, false),
+        (0, true),
+    ] {
+        let xs: Vec<Vec<f64>> = (0..len)
+            .map(|i| vec![i as f64 * 0.75 - 1.0, 2.0 - i as f64])
+            .collect();
+        let init = vec![0.5, 1.5];
+        let (c, ys) = decay_scan(
+            &arr(&[2], init.clone()),
+            &arr(&[len, 2], xs.concat()),
+            &arr(&[2], decay.clone()),
+            reverse,
+        )
+        .unwrap();
+        let (wc, wys) = decay_rust(&init, &xs, &decay, reverse);
+        assert_eq!(vals(&c[0]), wc, "len {len} reverse {reverse}");
+        assert_eq!(ys[0].shape(), &[len, 2]);
+        assert_eq!(vals(&ys[0]), wys.concat(), "len {len} reverse {reverse}");
+    }
+}
+
+#[test]
+fn scan_rejects_mismatched_carry() {
+    let err = scan(
+        |c, _| {
+            Ok((
+                vec![ferrax::prim::convert::convert(&c[0], DType::F32)?],
+                vec![],
+            ))
+        },
+        &[Array::scalar(1.0f64)],
+        &[],
+        Some(3),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("f32[]") && err.contains("f64[]"), "{err}");
+}
+
+#[test]
+fn scan_grads_with_consts_and_reverse() {
+    for reverse in [false, true] {
+        let f = move |a: &[Array]| -> Result<Array> {
+            let (c, ys) = decay_scan(&a[0], &a[1], &a[2], reverse)?;
+            add(&sum_all(&unary(UnaryOp::Sin, &c[0])?)?, &sum_all(&ys[0])?)
+        };
+        let init = arr(&[2], vec![0.5, -0.3]);
+        let xs = arr(&[3, 2], vec![0.1, 0.4, -0.2, 0.3, 0.6, -0.5]);
+        let decay = arr(&[2], vec![0.8, -0.6]);
+        check_grads(
+            &f,
+            &[init, xs, decay],
+            GradCheck {
+                second_order: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+}
+
+// The RNN of the JAX reference: h_t = tanh(h_{t-1} @ Wh + xs[t] @ Wx + b), loss = sum(hs**2).
+fn rnn_loss(a: &[Array]) -> Result<Array> {
+    let (h0, xs, wh, wx, b) = (&a[0], &a[1], &a[2], &a[3], &a[4]);
+    let (_, hs) = scan(
+        |c, x| {
+            let h = unary(
+                UnaryOp::Tanh,
+                &add(&add(&matmul(&c[0], wh)?, &matmul(&x[0], wx)?)?, b)?,
+            )?;
+            Ok((vec![h.clone()], vec![h]))
+        },
+        std::slice::from_ref(h0),
+        std::slice::from_ref(xs),
+        None,
+        false,
+    )?;
+    sum_all(&mul(&hs[0], &hs[0])?)
+}
+
+mod reference {
+    use super::*;
+    use serde_json::Value;
+
+    pub fn load() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/reference/grads_shared.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn flatten(v: &Value, out: &mut Vec<f64>) {
+        match v {
+            Value::Array(xs) => xs.iter().for_each(|x| flatten(x, out)),
+            v => out.push(v.as_f64().unwrap()),
+        }
+    }
+
+    pub fn tensor(t: &Value) -> Array {
+        assert_eq!(t["dtype"], "float64");
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let mut data = Vec::new();
+        flatten(&t["data"], &mut data);
+        Array::from_vec(shape, data).unwrap()
+    }
+
+    pub fn function<'a>(r: &'a Value, name: &str) -> &'a Value {
+        r["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+    }
+}
+
+#[test]
+fn rnn_scan_matches_jax_reference() {
+    let r = reference::load();
+    let f = reference::function(&r, "rnn_scan_5_steps");
+    let names = ["h0", "xs", "Wh", "Wx", "b"];
+    let args: Vec<Array> = names
+        .iter()
+        .map(|n| reference::tensor(&f["inputs"][n]))
+        .collect();
+    let want = &f["float64"];
+    let loss = rnn_loss(&args).unwrap();
+    close(
+        &vals(&loss),
+        &vals(&reference::tensor(&want["value"])),
+        1e-10,
+    );
+    let (v, g) = ferrax::ad::value_and_grad(&args, |a| rnn_loss(a).unwrap()).unwrap();
+    close(&vals(&v), &vals(&reference::tensor(&want["value"])), 1e-10);
+    for (n, g) in names.iter().zip(&g) {
+        close(&vals(g), &vals(&reference::tensor(&want["grad"][n])), 1e-10);
+    }
+    // Forward mode (derived from the scan's vjp by transposition) against JAX's jvp.
+    let t: Vec<Array> = names
+        .iter()
+        .map(|n| reference::tensor(&f["tangent"][n]))
+        .collect();
+    let (_, tout) = ferrax::ad::jvp(&args, &t, |a| rnn_loss(a).unwrap()).unwrap();
+    close(
+        &vals(&tout),
+        &vals(&reference::tensor(&want["jvp"]["tangent_out"])),
+        1e-10,
+    );
+}
+
+#[test]
+fn rnn_scan_grads_second_order() {
+    let r = reference::load();
+    let f = reference::function(&r, "rnn_scan_5_steps");
+    let args: Vec<Array> = ["h0", "xs", "Wh", "Wx", "b"]
+        .iter()
+        .map(|n| reference::tensor(&f["inputs"][n]))
+        .collect();
+    check_grads(
+        &rnn_loss,
+        &args,
+        GradCheck {
+            second_order: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// staged: #[jit] equals eager
+
+#[jit]
+fn staged_scan(
+    x: &Tensor<(C<4>, C<2>), f64>,
+    d: &Tensor<(C<2>,), f64>,
+) -> Tensor<(C<4>, C<2>), f64> {
+    let init = Array::from_vec(vec![2], vec![0.5f64, 1.5]).unwrap();
+    let (_, ys) = decay_scan(&init, x.array(), d.array(), false).unwrap();
+    Tensor::from_array(ys[0].clone()).unwrap()
+}
+
+#[jit]
+fn staged_control(x: &Tensor<(C<3>,), f64>) -> Tensor<(C<3>,), f64> {
+    let p = compare(
+        CompareOp::Gt,
+        &sum_all(x.array()).unwrap(),
+        &Array::scalar(0.0f64),
+    )
+    .unwrap();
+    let y = cond_f(&p, x.array()).unwrap();
+    let z = double_until(&y, 50.0).unwrap().remove(1);
+    let w = fori_loop(
+        0,
+        3,
+        |_, c| Ok(vec![binary_scalar(BinaryOp::Add, &c[0], 1.0)?]),
+        &[z],
+    )
+    .unwrap();
+    Tensor::from_array(w[0].clone()).unwrap()
+}
+
+#[test]
+fn jit_equals_eager() {
+    let x = Tensor::<(C<4>, C<2>), f64>::from_vec(vec![0.1, 0.4, -0.2, 0.3, 0.6, -0.5, 1.0, 2.0])
+        .unwrap();
+    let d = Tensor::<(C<2>,), f64>::from_vec(vec![0.8, -0.6]).unwrap();
+    let eager = disable_jit(|| staged_scan(&x, &d));
+    let staged = staged_scan(&x, &d);
+    assert_eq!(staged.to_vec().unwrap(), eager.to_vec().unwrap());
+    for xs in [vec![1.0, 2.0, -0.5], vec![-1.0, -2.0, 0.5]] {
+        let x = Tensor::<(C<3>,), f64>::from_vec(xs).unwrap();
+        let eager = disable_jit(|| staged_control(&x));
+        let staged = staged_control(&x);
+        assert_eq!(staged.to_vec().unwrap(), eager.to_vec().unwrap());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// vmap
+
+fn rows(a: &Array) -> Vec<Array> {
+    (0..a.shape()[0])
+        .map(|i| ferrax::vmap::index_axis(a, 0, i).unwrap())
+        .collect()
+}
+
+#[test]
+fn vmap_cond_with_batched_predicate() {
+    let ps = Array::from_vec(vec![4], vec![true, false, false, true]).unwrap();
+    let xs = arr(&[4, 2], vec![1.0, 2.0, 3.0, 4.0, -1.0, 0.5, 2.5, -3.0]);
+    let f = |a: &[Array]| -> Result<Vec<Array>> { Ok(vec![cond_f(&a[0], &a[1])?]) };
+    let out = ferrax::vmap::vmap(
+        f,
+        &[ps.clone(), xs.clone()],
+        &[Some(0), Some(0)],
+        &[Some(0)],
+    )
+    .unwrap();
+    let mut want = Vec::new();
+    for (p, x) in rows(&ps).iter().zip(rows(&xs)) {
+        want.extend(vals(&cond_f(p, &x).unwrap()));
+    }
+    assert_eq!(vals(&out[0]), want);
+    // A shared predicate with batched operands (the batched-branches path).
+    let out = ferrax::vmap::vmap(
+        f,
+        &[Array::scalar(false), xs.clone()],
+        &[None, Some(0)],
+        &[Some(0)],
+    )
+    .unwrap();
+    let want: Vec<f64> = vals(&xs).iter().map(|v| v * v).collect();
+    assert_eq!(vals(&out[0]), want);
+}
+
+#[test]
+fn vmap_scan_matches_per_example() {
+    // Batched xs along axis 1 and a batched decay; the init is shared.
+    let xs = arr(&[3, 2, 2], (0..12).map(|i| i as f64 * 0.25 - 1.0).collect());
+    let decays = arr(&[2, 2], vec![0.5, -0.25, 1.5, 0.75]);
+    let init = arr(&[2], vec![0.5, 1.5]);
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        let (c, ys) = decay_scan(&a[0], &a[1], &a[2], false)?;
+        Ok(vec![c[0].clone(), ys[0].clone()])
+    };
+    let out = ferrax::vmap::vmap(
+        f,
+        &[init.clone(), xs.clone(), decays.clone()],
+        &[None, Some(1), Some(0)],
+        &[Some(0)],
+    )
+    .unwrap();
+    let mut wc = Vec::new();
+    let mut wy = Vec::new();
+    for b in 0..2 {
+        let x_b = ferrax::vmap::index_axis(&xs, 1, b).unwrap();
+        let d_b = ferrax::vmap::index_axis(&decays, 0, b).unwrap();
+        let (c, ys) = decay_scan(&init, &x_b, &d_b, false).unwrap();
+        wc.extend(vals(&c[0]));
+        wy.extend(vals(&ys[0]));
+    }
+    assert_eq!(vals(&out[0]), wc);
+    assert_eq!(vals(&out[1]), wy);
+}
+
+#[test]
+fn vmap_while_loop_runs_each_example_to_its_own_end() {
+    let xs = arr(&[3, 2], vec![1.0, 0.5, 3.0, 4.0, 0.125, 0.0]);
+    let f = |a: &[Array]| double_until(&a[0], 10.0);
+    let out = ferrax::vmap::vmap(f, std::slice::from_ref(&xs), &[Some(0)], &[Some(0)]).unwrap();
+    let mut wn = Vec::new();
+    let mut wx = Vec::new();
+    for x in rows(&xs) {
+        let o = double_until(&x, 10.0).unwrap();
+        wn.extend(o[0].to_vec::<i32>().unwrap());
+        wx.extend(vals(&o[1]));
+    }
+    assert_eq!(out[0].to_vec::<i32>().unwrap(), wn);
+    assert_eq!(vals(&out[1]), wx);
+}
