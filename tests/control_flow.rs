@@ -14,6 +14,7 @@ use ferrax::prim::scan::scan;
 use ferrax::prim::unary::{unary, UnaryOp};
 use ferrax::prim::while_loop::{fori_loop, fori_loop_traced, while_loop};
 use ferrax::testing::{check_grads, GradCheck};
+use ferrax::AVal;
 use ferrax::Result;
 
 fn arr(shape: &[usize], v: Vec<f64>) -> Array {
@@ -87,12 +88,7 @@ fn switch_clamps_the_index_and_passes_captures() {
         (2, vec![9.0, 1.0]),
         (7, vec![9.0, 1.0]),
     ] {
-        let y = switch(
-            &Array::scalar(i as i32),
-            &branches,
-            std::slice::from_ref(&x),
-        )
-        .unwrap();
+        let y = switch(&Array::scalar(i), &branches, std::slice::from_ref(&x)).unwrap();
         assert_eq!(vals(&y[0]), want, "index {i}");
     }
 }
@@ -617,4 +613,79 @@ fn vmap_while_loop_runs_each_example_to_its_own_end() {
     }
     assert_eq!(out[0].to_vec::<i32>().unwrap(), wn);
     assert_eq!(vals(&out[1]), wx);
+}
+
+// ---------------------------------------------------------------------------------------
+// structure: the loops stay loops (nested programs), also after differentiation
+
+#[test]
+fn programs_keep_nested_control_flow() {
+    let r = reference::load();
+    let f = reference::function(&r, "rnn_scan_5_steps");
+    let args: Vec<Array> = ["h0", "xs", "Wh", "Wx", "b"]
+        .iter()
+        .map(|n| reference::tensor(&f["inputs"][n]))
+        .collect();
+    let avals: Vec<_> = args.iter().map(|a| a.aval().clone()).collect();
+    let (p, _) = ferrax::trace::trace_fn(&avals, |a| Ok(vec![rnn_loss(a)?])).unwrap();
+    assert!(p.contains_prim("scan") && !p.contains_prim("while"));
+    // One scan equation whose body holds the step (not 5 unrolled steps).
+    assert_eq!(p.eqns.iter().filter(|e| e.prim.name() == "scan").count(), 1);
+    let text = format!("{p}");
+    assert!(text.contains("scan") && text.contains("tanh"), "{text}");
+    ferrax::ir::verify(&p).unwrap();
+    // The gradient program: a forward scan and a backward scan, no unrolling.
+    let (g, _) = ferrax::trace::trace_fn(&avals, |a| {
+        let (_, g) = ferrax::ad::value_and_grad(&a.to_vec(), |w| rnn_loss(w).unwrap())?;
+        Ok(g)
+    })
+    .unwrap();
+    ferrax::ir::verify(&g).unwrap();
+    assert_eq!(
+        g.eqns.iter().filter(|e| e.prim.name() == "scan").count(),
+        3,
+        "{g}"
+    );
+    let (c, _) = ferrax::trace::trace_fn(&[AVal::new(vec![3], DType::F64)], |a| {
+        Ok(vec![
+            cond_f(&Array::scalar(true), &a[0])?,
+            double_until(&a[0], 4.0)?.remove(1),
+        ])
+    })
+    .unwrap();
+    assert!(c.contains_prim("cond") && c.contains_prim("while"));
+    ferrax::ir::verify(&c).unwrap();
+}
+
+#[test]
+fn vmap_of_grad_through_scan_matches_per_example() {
+    let r = reference::load();
+    let f = reference::function(&r, "rnn_scan_5_steps");
+    let args: Vec<Array> = ["h0", "xs", "Wh", "Wx", "b"]
+        .iter()
+        .map(|n| reference::tensor(&f["inputs"][n]))
+        .collect();
+    let h0s = arr(
+        &[3, 3],
+        vec![-0.5, 0.25, 0.75, 0.125, -1.0, 0.5, 0.0, 0.375, -0.25],
+    );
+    let rest = args[1..].to_vec();
+    let grad_h0 = |h0: &Array| -> Result<Array> {
+        let mut a = vec![h0.clone()];
+        a.extend(rest.iter().cloned());
+        let g = ferrax::ad::grad(&a, |w| rnn_loss(w).unwrap())?;
+        Ok(g[0].clone())
+    };
+    let out = ferrax::vmap::vmap(
+        |a| Ok(vec![grad_h0(&a[0])?]),
+        std::slice::from_ref(&h0s),
+        &[Some(0)],
+        &[Some(0)],
+    )
+    .unwrap();
+    let mut want = Vec::new();
+    for h in rows(&h0s) {
+        want.extend(vals(&grad_h0(&h).unwrap()));
+    }
+    close(&vals(&out[0]), &want, 1e-12);
 }

@@ -32,7 +32,9 @@
 //! ```
 
 use crate::constraints::Constraint;
-use crate::dist::{Delta, DistExt, Distribution, DynDist, Normal, TransformedDistribution, Uniform};
+use crate::dist::{
+    Delta, DistExt, Distribution, DynDist, Normal, TransformedDistribution, Uniform,
+};
 use crate::error::{Error, Result};
 use crate::handlers::{param, sample, SiteKind, Trace};
 use crate::math::ArrayMath;

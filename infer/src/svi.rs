@@ -302,7 +302,9 @@ where
             ));
         }
         let mut opt_state = state.opt_state.clone();
-        let updates = self.optim.update(&grads, &mut opt_state, Some(&state.raw))?;
+        let updates = self
+            .optim
+            .update(&grads, &mut opt_state, Some(&state.raw))?;
         state.raw = ferrax_optim::apply_updates(&state.raw, &updates)?;
         state.opt_state = opt_state;
         state.step += 1;
@@ -314,10 +316,12 @@ where
         let (next, sub) = state.key.split2()?;
         state.key = next;
         let p = state.params()?;
-        Ok(to_f64(&self.loss.loss(&sub, &p, &self.model, &self.guide)?)?
-            .first()
-            .copied()
-            .unwrap_or(f64::NAN))
+        Ok(
+            to_f64(&self.loss.loss(&sub, &p, &self.model, &self.guide)?)?
+                .first()
+                .copied()
+                .unwrap_or(f64::NAN),
+        )
     }
 
     /// [`Svi::init`] from `key`, then `steps` updates: the fitted parameters and the loss

@@ -105,7 +105,11 @@ fn posterior_predictive_from_samples() {
     for (i, d) in draws.iter().enumerate() {
         for j in 0..5 {
             // y ~ N(draw, 0.5): within 5 sd of its draw, and not the data.
-            assert!((y[i * 5 + j] - d).abs() < 2.5, "y[{i},{j}] = {}", y[i * 5 + j]);
+            assert!(
+                (y[i * 5 + j] - d).abs() < 2.5,
+                "y[{i},{j}] = {}",
+                y[i * 5 + j]
+            );
         }
     }
     // The residuals have sd 0.5 overall (15 draws; a loose check of the scale).
@@ -157,8 +161,14 @@ fn posterior_predictive_from_mcmc_and_guide() {
 #[test]
 fn predictive_errors() {
     let mut s = HashMap::new();
-    s.insert("a".to_string(), Array::from_vec(vec![3], vec![1.0f64; 3]).unwrap());
-    s.insert("b".to_string(), Array::from_vec(vec![4], vec![1.0f64; 4]).unwrap());
+    s.insert(
+        "a".to_string(),
+        Array::from_vec(vec![3], vec![1.0f64; 3]).unwrap(),
+    );
+    s.insert(
+        "b".to_string(),
+        Array::from_vec(vec![4], vec![1.0f64; 4]).unwrap(),
+    );
     assert!(Predictive::from_samples(s).is_err());
     assert!(Predictive::prior(0).run(&Key::new(0), &model()).is_err());
     let e = Predictive::prior(2)

@@ -52,7 +52,9 @@ fn conjugate_posterior(y: &[f64]) -> (f64, f64, f64) {
 /// Adam whose step size decays (cosine, 0.05 -> 0.001 over 1500 steps), so the final
 /// iterate is not dominated by Monte-Carlo gradient noise.
 fn decaying_adam() -> ferrax_optim::Transform {
-    ferrax_optim::adam(ferrax_optim::schedule::cosine_decay_schedule(0.05, 1500, 0.02, 1.0).unwrap())
+    ferrax_optim::adam(
+        ferrax_optim::schedule::cosine_decay_schedule(0.05, 1500, 0.02, 1.0).unwrap(),
+    )
 }
 
 fn scalar(a: &Array) -> f64 {
@@ -108,7 +110,10 @@ fn elbo_decreases_and_is_deterministic() {
     let first = mean(&a.losses[..20]);
     let last = mean(&a.losses[280..]);
     eprintln!("loss: first-20 mean {first:.3}, last-20 mean {last:.3}");
-    assert!(last < first - 1.0, "loss did not decrease: {first} -> {last}");
+    assert!(
+        last < first - 1.0,
+        "loss did not decrease: {first} -> {last}"
+    );
     assert!(a.losses.iter().all(|l| l.is_finite()));
     // A different key gives a different Monte-Carlo path.
     let mut svi = Svi::new(
