@@ -689,3 +689,62 @@ fn vmap_of_grad_through_scan_matches_per_example() {
     }
     close(&vals(&out[0]), &want, 1e-12);
 }
+
+#[test]
+fn vmap_while_loop_with_batched_predicate_const() {
+    // The limit is an outer value captured by the predicate; batching it makes the
+    // predicate's const batched while the carry starts shared.
+    let limits = arr(&[3], vec![1.0, 10.0, 100.0]);
+    let x = arr(&[2], vec![0.5, 0.25]);
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        let lim = &a[0];
+        while_loop(
+            |c| compare(CompareOp::Le, &sum_all(&c[0])?, lim),
+            |c| Ok(vec![binary_scalar(BinaryOp::Mul, &c[0], 3.0)?]),
+            std::slice::from_ref(&x),
+        )
+    };
+    let out = ferrax::vmap::vmap(f, std::slice::from_ref(&limits), &[Some(0)], &[Some(0)]).unwrap();
+    let mut want = Vec::new();
+    for l in [1.0, 10.0, 100.0] {
+        let mut v = vec![0.5, 0.25];
+        while v.iter().sum::<f64>() <= l {
+            v.iter_mut().for_each(|e| *e *= 3.0);
+        }
+        want.extend(v);
+    }
+    assert_eq!(vals(&out[0]), want);
+}
+
+#[test]
+fn vmap_scan_with_only_the_init_batched() {
+    let inits = arr(&[3, 2], vec![0.5, 1.5, -1.0, 0.25, 2.0, 0.0]);
+    let xs = arr(&[4, 2], (0..8).map(|i| i as f64 * 0.5 - 1.0).collect());
+    let decay = arr(&[2], vec![0.5, -1.25]);
+    for reverse in [false, true] {
+        let f = |a: &[Array]| -> Result<Vec<Array>> {
+            let (c, ys) = decay_scan(&a[0], &xs, &decay, reverse)?;
+            Ok(vec![c[0].clone(), ys[0].clone()])
+        };
+        // ys stacked with the batch axis last, to exercise out_axes.
+        let out = ferrax::vmap::vmap(
+            f,
+            std::slice::from_ref(&inits),
+            &[Some(0)],
+            &[Some(0), Some(2)],
+        )
+        .unwrap();
+        assert_eq!(out[1].shape(), &[4, 2, 3]);
+        for (b, init) in rows(&inits).iter().enumerate() {
+            let (c, ys) = decay_scan(init, &xs, &decay, reverse).unwrap();
+            assert_eq!(
+                vals(&ferrax::vmap::index_axis(&out[0], 0, b).unwrap()),
+                vals(&c[0])
+            );
+            assert_eq!(
+                vals(&ferrax::vmap::index_axis(&out[1], 2, b).unwrap()),
+                vals(&ys[0])
+            );
+        }
+    }
+}

@@ -1,9 +1,12 @@
 //! The `scan` primitive (`lax.scan`): runs a body program `length` times, threading a carry
 //! and slicing per-step inputs `xs` along their leading axis; per-step outputs `ys` are
 //! stacked along a new leading axis. Reverse mode is JAX's scan transpose: a forward scan
-//! that also stacks every step's input carry (the residuals; memory linear in the number of
-//! steps), then a reverse scan running the body's backward program, accumulating the
-//! carry's and the consts' cotangents and stacking the xs' cotangents.
+//! that also stacks every step's input carry (the only residuals: memory is linear in the
+//! number of steps times the carry size), then a reverse scan running the body's backward
+//! program, accumulating the carry's and the consts' cotangents and stacking the xs'
+//! cotangents. The backward step re-runs its step's forward equations from the saved carry
+//! rather than saving every intermediate, so the rule already behaves like JAX's
+//! `scan(remat(body))`: one extra forward step of compute per step for less memory.
 
 use crate::array::{AVal, Array, HostView};
 use crate::dtype::Elem;
