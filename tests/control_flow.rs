@@ -748,3 +748,39 @@ fn vmap_scan_with_only_the_init_batched() {
         }
     }
 }
+
+#[test]
+fn scan_tree_with_typed_carry() {
+    // carry: (a typed tensor, a step counter); xs: a Vec of arrays; y: a tuple.
+    let init = (
+        Tensor::<(C<2>,), f64>::from_vec(vec![0.5, 1.5]).unwrap(),
+        Array::scalar(0i32),
+    );
+    let xs_v: Vec<f64> = (0..6).map(|i| i as f64 * 0.5 - 1.0).collect();
+    let xs = vec![arr(&[3, 2], xs_v.clone())];
+    let decay = arr(&[2], vec![0.5, -1.25]);
+    let ((c, n), (ys,)) = ferrax::prim::scan::scan_tree(
+        |(c, n): (Tensor<(C<2>,), f64>, Array), x: Vec<Array>| {
+            let c2 = add(&mul(c.array(), &decay)?, &x[0])?;
+            let y = mul(&c2, &c2)?;
+            Ok((
+                (
+                    Tensor::from_array(c2)?,
+                    binary_scalar(BinaryOp::Add, &n, 1.0)?,
+                ),
+                (y,),
+            ))
+        },
+        &init,
+        &xs,
+        None,
+        false,
+    )
+    .unwrap();
+    let rows_v: Vec<Vec<f64>> = xs_v.chunks(2).map(|r| r.to_vec()).collect();
+    let (wc, wys) = decay_rust(&[0.5, 1.5], &rows_v, &[0.5, -1.25], false);
+    assert_eq!(c.to_vec().unwrap(), wc);
+    assert_eq!(n.to_vec::<i32>().unwrap(), vec![3]);
+    assert_eq!(ys.shape(), &[3, 2]);
+    assert_eq!(vals(&ys), wys.concat());
+}

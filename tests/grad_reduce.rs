@@ -763,7 +763,6 @@ fn jax_reference_logsumexp_value() {
 
 /// Gradient, jvp and Hessian-vector product also go through `dot_general`'s rule.
 #[test]
-#[ignore = "needs dot_general's vjp rule (being written); run with --ignored once it lands"]
 fn jax_reference_logsumexp_grads() {
     reference::compare("logsumexp", logsumexp_ref_fn, false);
 }

@@ -399,3 +399,49 @@ pub fn scan(
     let ys = outs.split_off(nk);
     Ok((outs, ys))
 }
+
+/// A tree of `template`'s structure with these leaves, which may differ in shape from the
+/// template's (a slice or a stack of it); typed leaves check their own shape.
+fn rebuild_leaves<T: crate::tree::Tree>(template: &T, leaves: Vec<Array>) -> Result<T> {
+    let mut it = leaves.into_iter();
+    template.rebuild(&mut crate::tree::Path::default(), &mut |p, _| {
+        it.next()
+            .ok_or_else(|| Error::Tree(format!("scan: missing leaf `{}`", p.describe())))
+    })
+}
+
+/// [`scan`] over trees: `f(carry, x) -> (carry, y)` where the carry is any tree (typed
+/// tensors included: its shapes never change) and `x`/`y` are trees of per-step slices.
+/// `xs` is `x`'s tree stacked along a new leading axis, and so is the returned `ys`; since
+/// a slice and a stack of one tree type have different shapes, `X` and `Y` need leaves that
+/// take any shape (`Array`, and `Vec`s, tuples, structs of them). A typed leaf there gives
+/// a tree error naming its path, not a panic.
+pub fn scan_tree<K: crate::tree::Tree, X: crate::tree::Tree, Y: crate::tree::Tree>(
+    f: impl FnOnce(K, X) -> Result<(K, Y)>,
+    init: &K,
+    xs: &X,
+    length: Option<usize>,
+    reverse: bool,
+) -> Result<(K, Y)> {
+    let init_l = crate::tree::leaves(init);
+    let xs_l = crate::tree::leaves(xs);
+    // The traced `y` only lends its structure to the stacked result.
+    let mut y_template: Option<Y> = None;
+    let (c, ys) = scan(
+        |c, x| {
+            let (c2, y) = f(
+                rebuild_leaves(init, c.to_vec())?,
+                rebuild_leaves(xs, x.to_vec())?,
+            )?;
+            let yl = crate::tree::leaves(&y);
+            y_template = Some(y);
+            Ok((crate::tree::leaves(&c2), yl))
+        },
+        &init_l,
+        &xs_l,
+        length,
+        reverse,
+    )?;
+    let y_template = y_template.ok_or_else(|| Error::invalid("scan", "the body was not traced"))?;
+    Ok((rebuild_leaves(init, c)?, rebuild_leaves(&y_template, ys)?))
+}
