@@ -18,7 +18,9 @@ fn b2(c: &mut Criterion) {
     let mut g = c.benchmark_group("B2_gelu_tanh_16M");
     g.sample_size(10);
     g.throughput(Throughput::Bytes((N * 8) as u64));
-    g.bench_function("eager", |b| b.iter(|| black_box((&x * 1.25 - 0.5).gelu_tanh())));
+    g.bench_function("eager", |b| {
+        b.iter(|| black_box((&x * 1.25 - 0.5).gelu_tanh()))
+    });
     let _ = gelu_affine(&x);
     g.bench_function("jit_fused", |b| b.iter(|| black_box(gelu_affine(&x))));
     let src = x.to_vec().unwrap();
@@ -40,7 +42,9 @@ fn b4_overhead(c: &mut Criterion) {
     let x = Tensor::<(C<16>, C<2>)>::ones();
     let w = Tensor::<(C<16>, C<2>)>::full(0.5);
     let _ = tiny(&x, &w);
-    c.bench_function("B4_cached_tiny_jit_call", |b| b.iter(|| black_box(tiny(&x, &w))));
+    c.bench_function("B4_cached_tiny_jit_call", |b| {
+        b.iter(|| black_box(tiny(&x, &w)))
+    });
 }
 
 criterion_group!(benches, b2, b4_overhead);

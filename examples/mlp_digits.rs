@@ -47,7 +47,8 @@ fn train_step(m: &mut Mlp, opt: &mut Optimizer<Mlp>, x: &X, y: &Y) -> Tensor<()>
     let (l, g) = loss::value_and_grad(m, x, y);
     // Inside a trace the update only records ops; an error here is a shape mismatch
     // between the model and its own gradient, i.e. a bug, so stop loudly.
-    opt.update(m, &g).expect("Adam update of the model by its own gradient");
+    opt.update(m, &g)
+        .expect("Adam update of the model by its own gradient");
     l
 }
 
@@ -75,7 +76,11 @@ fn nudge(xs: &[f32], ys: &[i32]) -> (Vec<f32>, Vec<i32>) {
                 for c in 0..8isize {
                     let (sr, sc) = (r - dr, c - dc);
                     let inside = (0..8).contains(&sr) && (0..8).contains(&sc);
-                    out_x.push(if inside { img[(sr * 8 + sc) as usize] } else { 0.0 });
+                    out_x.push(if inside {
+                        img[(sr * 8 + sc) as usize]
+                    } else {
+                        0.0
+                    });
                 }
             }
             out_y.push(y);
@@ -151,8 +156,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for epoch in 0..epochs {
         // A fresh order of the training rows every epoch (a fixed key per epoch, so runs
         // are reproducible): mini-batches that repeat in the same order overfit sooner.
-        let order = ferrax::random::permutation(&data_key.fold_in(epoch as u32)?, Dyn(n_aug))?
-            .to_vec()?;
+        let order =
+            ferrax::random::permutation(&data_key.fold_in(epoch as u32)?, Dyn(n_aug))?.to_vec()?;
         let mut last = 0.0;
         for rows in order.chunks_exact(batch) {
             let mut xv = Vec::with_capacity(batch * 64);

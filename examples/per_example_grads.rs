@@ -105,14 +105,23 @@ fn dp_sgd_update(m: &mut Mlp, x: &Xb, y: &Yb, key: &Key) -> ferrax::Result<Tenso
     for ((g, p), k) in grads.iter().zip(ferrax::tree::leaves(m)).zip(&keys) {
         // Broadcast the (B,) factor over the leaf's parameter axes, then sum over B.
         let f = ferrax::prim::broadcast_in_dim::broadcast_in_dim(factor.array(), g.shape(), &[0])?;
-        let clipped_sum = ferrax::prim::reduce::reduce_sum(&binary_bcast(BinaryOp::Mul, g, &f)?, &[0])?;
+        let clipped_sum =
+            ferrax::prim::reduce::reduce_sum(&binary_bcast(BinaryOp::Mul, g, &f)?, &[0])?;
         let noise = random_sample(k.array(), Dist::Normal, p.shape(), DType::F32, &[])?;
         let noisy = binary_bcast(
             BinaryOp::Add,
             &clipped_sum,
-            &binary_bcast(BinaryOp::Mul, &noise, &Array::full(&[], DType::F32, NOISE * CLIP))?,
+            &binary_bcast(
+                BinaryOp::Mul,
+                &noise,
+                &Array::full(&[], DType::F32, NOISE * CLIP),
+            )?,
         )?;
-        let step = binary_bcast(BinaryOp::Mul, &noisy, &Array::full(&[], DType::F32, LR / BATCH as f64))?;
+        let step = binary_bcast(
+            BinaryOp::Mul,
+            &noisy,
+            &Array::full(&[], DType::F32, LR / BATCH as f64),
+        )?;
         new_leaves.push(binary_bcast(BinaryOp::Sub, &p, &step)?);
     }
     let l = loss(m, x, y);
@@ -195,8 +204,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let elapsed = start.elapsed();
-    let x_test = Tensor::<(Dyn, C<64>)>::from_vec_shape((Dyn(n - n_train), C), xs[n_train * 64..].to_vec())?;
-    let y_test = Tensor::<(Dyn,), i32>::from_vec_shape((Dyn(n - n_train),), ys[n_train..].to_vec())?;
+    let x_test =
+        Tensor::<(Dyn, C<64>)>::from_vec_shape((Dyn(n - n_train), C), xs[n_train * 64..].to_vec())?;
+    let y_test =
+        Tensor::<(Dyn,), i32>::from_vec_shape((Dyn(n - n_train),), ys[n_train..].to_vec())?;
     let mut acc = Accuracy::default();
     acc.update(&model.forward(&x_test), &y_test)?;
     println!(

@@ -46,10 +46,19 @@ fn load() -> Result<(Vec<[f32; FEATURES]>, Vec<f32>), String> {
     for (i, line) in lines.enumerate() {
         let vals: Vec<f32> = line
             .split(',')
-            .map(|v| v.trim().parse::<f32>().map_err(|e| format!("line {}: {e}", i + 2)))
+            .map(|v| {
+                v.trim()
+                    .parse::<f32>()
+                    .map_err(|e| format!("line {}: {e}", i + 2))
+            })
             .collect::<Result<_, _>>()?;
         if vals.len() != FEATURES + 1 {
-            return Err(format!("line {}: expected {} values, found {}", i + 2, FEATURES + 1, vals.len()));
+            return Err(format!(
+                "line {}: expected {} values, found {}",
+                i + 2,
+                FEATURES + 1,
+                vals.len()
+            ));
         }
         let mut row = [0.0; FEATURES];
         row.copy_from_slice(&vals[..FEATURES]);
@@ -67,7 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sd = [0.0f32; FEATURES];
     for j in 0..FEATURES {
         mean[j] = rows.iter().map(|r| r[j]).sum::<f32>() / n as f32;
-        sd[j] = (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f32>() / n as f32).sqrt().max(1e-6);
+        sd[j] = (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f32>() / n as f32)
+            .sqrt()
+            .max(1e-6);
     }
     // A fixed random split: 450 rows to train, the rest to test.
     let perm = ferrax::random::permutation(&Key::new(0), Dyn(n))?.to_vec()?;
@@ -80,12 +91,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             xv.extend((0..FEATURES).map(|j| (r[j] - mean[j]) / sd[j]));
             yv.push(labels[i as usize]);
         }
-        Ok((X::from_vec_shape((Dyn(idx.len()), C), xv)?, Y::from_vec_shape((Dyn(idx.len()), C), yv)?))
+        Ok((
+            X::from_vec_shape((Dyn(idx.len()), C), xv)?,
+            Y::from_vec_shape((Dyn(idx.len()), C), yv)?,
+        ))
     };
     let (x_train, y_train) = make(train_idx)?;
     let (x_test, y_test) = make(test_idx)?;
 
-    let mut model = LogReg { w: Tensor::zeros(), b: Tensor::zeros() };
+    let mut model = LogReg {
+        w: Tensor::zeros(),
+        b: Tensor::zeros(),
+    };
     let start = std::time::Instant::now();
     for step in 0..=300 {
         let l = train_step(&mut model, &x_train, &y_train, 0.5);
@@ -97,11 +114,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let accuracy = |x: &X, y: &Y| -> Result<f32, ferrax::Error> {
         let pred = logits(&model, x).to_vec()?;
         let truth = y.to_vec()?;
-        let hits = pred.iter().zip(&truth).filter(|(z, t)| ((**z > 0.0) as i32 as f32) == **t).count();
+        let hits = pred
+            .iter()
+            .zip(&truth)
+            .filter(|(z, t)| ((**z > 0.0) as i32 as f32) == **t)
+            .count();
         Ok(hits as f32 / truth.len() as f32)
     };
-    println!("train accuracy {:.1}%", 100.0 * accuracy(&x_train, &y_train)?);
-    println!("test accuracy  {:.1}%  ({} held-out rows)", 100.0 * accuracy(&x_test, &y_test)?, test_idx.len());
-    println!("301 staged steps in {:.1} ms ({} compile)", elapsed.as_secs_f64() * 1e3, train_step::stats().compiles);
+    println!(
+        "train accuracy {:.1}%",
+        100.0 * accuracy(&x_train, &y_train)?
+    );
+    println!(
+        "test accuracy  {:.1}%  ({} held-out rows)",
+        100.0 * accuracy(&x_test, &y_test)?,
+        test_idx.len()
+    );
+    println!(
+        "301 staged steps in {:.1} ms ({} compile)",
+        elapsed.as_secs_f64() * 1e3,
+        train_step::stats().compiles
+    );
     Ok(())
 }

@@ -8,21 +8,21 @@
 //! ```
 
 pub use ferrax_checkpoint as checkpoint;
-pub use ferrax_macros::{grad, jit};
 pub use ferrax_core::*;
-pub use ferrax_infer as infer;
-pub use ferrax_nn as nn;
-pub use ferrax_optim as optim;
 /// The CUDA device backend (feature `cuda`).
 #[cfg(feature = "cuda")]
 pub use ferrax_cuda as cuda;
+pub use ferrax_infer as infer;
+pub use ferrax_macros::{grad, jit};
+pub use ferrax_nn as nn;
+pub use ferrax_optim as optim;
 
 /// Everything a typical program needs: `use ferrax::prelude::*;`.
 pub mod prelude {
-    pub use ferrax_core::{
-        shape, Array, DType, Device, Dim, Dyn, Elem, Error, Float, Int, Shape, StaticShape,
-        Tensor, Tree, C,
-    };
     pub use ferrax_core::debug_print;
+    pub use ferrax_core::{
+        shape, Array, DType, Device, Dim, Dyn, Elem, Error, Float, Int, Shape, StaticShape, Tensor,
+        Tree, C,
+    };
     pub use ferrax_macros::{grad, jit};
 }

@@ -18,7 +18,13 @@ fn clip_gradient(x: &Array) -> Result<Array> {
     Ok(custom_vjp(
         |a| Ok(vec![a[0].clone()]),
         |a| Ok((vec![a[0].clone()], vec![])),
-        |_res, ct| Ok(vec![binary_scalar(BinaryOp::Min, &binary_scalar(BinaryOp::Max, &ct[0], -1.0)?, 1.0)?]),
+        |_res, ct| {
+            Ok(vec![binary_scalar(
+                BinaryOp::Min,
+                &binary_scalar(BinaryOp::Max, &ct[0], -1.0)?,
+                1.0,
+            )?])
+        },
         std::slice::from_ref(x),
     )?
     .remove(0))
@@ -42,14 +48,27 @@ fn custom_vjp_stable_softplus_matches_finite_differences() {
     let softplus = |x: &Array| -> Result<Array> {
         Ok(custom_vjp(
             |a| Ok(vec![unary::log1p(&unary::exp(&a[0])?)?]),
-            |a| Ok((vec![unary::log1p(&unary::exp(&a[0])?)?], vec![unary::logistic(&a[0])?])),
+            |a| {
+                Ok((
+                    vec![unary::log1p(&unary::exp(&a[0])?)?],
+                    vec![unary::logistic(&a[0])?],
+                ))
+            },
             |res, ct| Ok(vec![ferrax::prim::binary::mul(&res[0], &ct[0])?]),
             std::slice::from_ref(x),
         )?
         .remove(0))
     };
     let x = Array::from_vec(vec![4], vec![-3.0f64, -0.5, 0.25, 2.0]).unwrap();
-    check_grads(&|a| sum(&softplus(&a[0])?), &[x], GradCheck { second_order: true, ..Default::default() }).unwrap();
+    check_grads(
+        &|a| sum(&softplus(&a[0])?),
+        &[x],
+        GradCheck {
+            second_order: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
 }
 
 #[test]
@@ -59,10 +78,24 @@ fn remat_gives_the_same_gradients_and_is_staged() {
         let t = unary::tanh(&binary_scalar(BinaryOp::Mul, &a[0], 1.7)?)?;
         Ok(vec![unary::sin(&ferrax::prim::binary::mul(&t, &a[0])?)?])
     };
-    let plain = ad::grad(&x, |x: &Array| sum(&f(std::slice::from_ref(x)).unwrap()[0]).unwrap()).unwrap();
-    let rem = ad::grad(&x, |x: &Array| sum(&remat(f, std::slice::from_ref(x)).unwrap()[0]).unwrap()).unwrap();
+    let plain = ad::grad(&x, |x: &Array| {
+        sum(&f(std::slice::from_ref(x)).unwrap()[0]).unwrap()
+    })
+    .unwrap();
+    let rem = ad::grad(&x, |x: &Array| {
+        sum(&remat(f, std::slice::from_ref(x)).unwrap()[0]).unwrap()
+    })
+    .unwrap();
     assert!(plain.bit_eq(&rem), "{plain:?} vs {rem:?}");
-    check_grads(&|a| sum(&remat(f, a)?[0]), std::slice::from_ref(&x), GradCheck { second_order: true, ..Default::default() }).unwrap();
+    check_grads(
+        &|a| sum(&remat(f, a)?[0]),
+        std::slice::from_ref(&x),
+        GradCheck {
+            second_order: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let (prog, _) = ferrax::trace::trace_fn(&[x.aval().clone()], |a| remat(f, a)).unwrap();
     assert!(prog.to_string().contains("remat"));
 }

@@ -7,7 +7,12 @@ use ferrax::prelude::*;
 
 fn ramp<S: StaticShape>(scale: f32, shift: f32) -> Tensor<S> {
     let n = S::STATIC_NUMEL.unwrap();
-    Tensor::from_vec((0..n).map(|i| (i as f32 * 0.37).sin() * scale + shift).collect()).unwrap()
+    Tensor::from_vec(
+        (0..n)
+            .map(|i| (i as f32 * 0.37).sin() * scale + shift)
+            .collect(),
+    )
+    .unwrap()
 }
 
 #[jit]
@@ -24,7 +29,11 @@ fn jit_equals_eager_and_caches() {
     let y1 = affine_tanh(&x, &b, 1.5);
     let y2 = affine_tanh(&x, &b, 1.5);
     let after = affine_tanh::stats();
-    assert_eq!(after.compiles - before.compiles, 1, "first call compiles once");
+    assert_eq!(
+        after.compiles - before.compiles,
+        1,
+        "first call compiles once"
+    );
     assert_eq!(after.hits - before.hits, 1, "second call hits the cache");
     assert_eq!(y1.to_vec().unwrap(), y2.to_vec().unwrap());
     for (a, e) in y1.to_vec().unwrap().iter().zip(eager.to_vec().unwrap()) {
@@ -44,12 +53,19 @@ fn row_sum_sq<B: Dim>(x: &Tensor<(B, C<2>)>) -> Tensor<(B, C<2>)> {
 
 #[test]
 fn dyn_size_is_part_of_the_key() {
-    let a = Tensor::<(Dyn, C<2>)>::from_vec_shape((Dyn(3), C), vec![1., 2., 3., 4., 5., 6.]).unwrap();
+    let a =
+        Tensor::<(Dyn, C<2>)>::from_vec_shape((Dyn(3), C), vec![1., 2., 3., 4., 5., 6.]).unwrap();
     let b = Tensor::<(Dyn, C<2>)>::from_vec_shape((Dyn(2), C), vec![1., 2., 3., 4.]).unwrap();
     let s0 = row_sum_sq::stats();
-    assert_eq!(row_sum_sq(&a).to_vec().unwrap(), vec![1., 4., 9., 16., 25., 36.]);
+    assert_eq!(
+        row_sum_sq(&a).to_vec().unwrap(),
+        vec![1., 4., 9., 16., 25., 36.]
+    );
     assert_eq!(row_sum_sq(&b).to_vec().unwrap(), vec![1., 4., 9., 16.]);
-    assert_eq!(row_sum_sq(&a).to_vec().unwrap(), vec![1., 4., 9., 16., 25., 36.]);
+    assert_eq!(
+        row_sum_sq(&a).to_vec().unwrap(),
+        vec![1., 4., 9., 16., 25., 36.]
+    );
     let s1 = row_sum_sq::stats();
     assert_eq!(s1.compiles - s0.compiles, 2, "two Dyn sizes, two programs");
     assert_eq!(s1.hits - s0.hits, 1);
@@ -70,7 +86,10 @@ fn sgd_step(state: &mut State, g: &Tensor<(C<3>,)>, lr: f32) -> Tensor<()> {
 
 #[test]
 fn mut_state_is_written_back() {
-    let mut s = State { w: Tensor::from_vec(vec![1.0, 2.0, 3.0]).unwrap(), count: Tensor::scalar(0.0) };
+    let mut s = State {
+        w: Tensor::from_vec(vec![1.0, 2.0, 3.0]).unwrap(),
+        count: Tensor::scalar(0.0),
+    };
     let g = Tensor::<(C<3>,)>::from_vec(vec![1.0, -1.0, 0.5]).unwrap();
     for i in 1..=3 {
         let c = sgd_step(&mut s, &g, 0.5);
@@ -138,7 +157,11 @@ fn five_op_chain_fuses_into_one_kernel_without_intermediates() {
     let before = bytes_allocated();
     let out = exe.run(&[x.array().clone()]).unwrap();
     let allocated = bytes_allocated() - before;
-    assert_eq!(allocated, (N * 4) as u64, "only the output buffer is allocated");
+    assert_eq!(
+        allocated,
+        (N * 4) as u64,
+        "only the output buffer is allocated"
+    );
     let eager = disable_jit(|| chain(&x));
     let got = out[0].to_vec::<f32>().unwrap();
     for (a, e) in got.iter().zip(eager.to_vec().unwrap()) {
@@ -153,9 +176,16 @@ fn compiled_results_do_not_depend_on_thread_count() {
     fn f(x: &Tensor<(C<524288>,)>) -> Tensor<(C<524288>,)> {
         (x * 0.5 + 0.25).exp() * x
     }
-    let x = Tensor::<(C<N>,)>::from_vec((0..N).map(|i| ((i * 7) % 1000) as f32 * 1e-3).collect()).unwrap();
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let x = Tensor::<(C<N>,)>::from_vec((0..N).map(|i| ((i * 7) % 1000) as f32 * 1e-3).collect())
+        .unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let a = one.install(|| f(&x));
     let b = two.install(|| f(&x));
     let c = f(&x);
@@ -180,5 +210,8 @@ fn exact_algebraic_identities_are_removed() {
     assert_eq!(exe.describe(), vec!["exp".to_string()]);
     let exe = Executable::compile(&not_an_identity::trace(&x).unwrap()).unwrap();
     assert!(exe.program().contains_prim("add"));
-    assert_eq!(not_an_identity(&x).to_vec().unwrap()[0].to_bits(), 0.0f32.to_bits());
+    assert_eq!(
+        not_an_identity(&x).to_vec().unwrap()[0].to_bits(),
+        0.0f32.to_bits()
+    );
 }

@@ -7,11 +7,18 @@ use ferrax::Array;
 
 fn arr(shape: &[usize], seed: u64) -> Array {
     let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n).map(|i| ((i as u64 * 2654435761 + seed * 97) % 1000) as f64 / 250.0 - 2.0).collect();
+    let v: Vec<f64> = (0..n)
+        .map(|i| ((i as u64 * 2654435761 + seed * 97) % 1000) as f64 / 250.0 - 2.0)
+        .collect();
     Array::from_vec(shape.to_vec(), v).unwrap()
 }
 
-fn per_example(f: &dyn Fn(&[Array]) -> Array, args: &[Array], in_axes: &[Option<usize>], n: usize) -> Vec<Array> {
+fn per_example(
+    f: &dyn Fn(&[Array]) -> Array,
+    args: &[Array],
+    in_axes: &[Option<usize>],
+    n: usize,
+) -> Vec<Array> {
     (0..n)
         .map(|i| {
             let ex: Vec<Array> = args
@@ -51,7 +58,13 @@ fn vmap_matches_per_example_loop() {
         let x = arr(xs, k as u64);
         let w = arr(ws, 100 + k as u64);
         let n = xd.map(|d| xs[d]).or(wd.map(|d| ws[d])).unwrap();
-        let got = vmap(|a| Ok(vec![body(a)]), &[x.clone(), w.clone()], &[*xd, *wd], &[Some(0)]).unwrap();
+        let got = vmap(
+            |a| Ok(vec![body(a)]),
+            &[x.clone(), w.clone()],
+            &[*xd, *wd],
+            &[Some(0)],
+        )
+        .unwrap();
         let want = per_example(&body, &[x, w], &[*xd, *wd], n);
         for (i, wi) in want.iter().enumerate() {
             let gi = index_axis(&got[0], 0, i).unwrap();
@@ -71,7 +84,15 @@ fn nested_vmap_pairwise_distances() {
         Ok(vec![reduce::reduce_sum(&d2, &[0])?])
     };
     let out = vmap(
-        |outer| Ok(vec![vmap(sqdist, &[outer[0].clone(), outer[1].clone()], &[Some(0), None], &[Some(0)])?.remove(0)]),
+        |outer| {
+            Ok(vec![vmap(
+                sqdist,
+                &[outer[0].clone(), outer[1].clone()],
+                &[Some(0), None],
+                &[Some(0)],
+            )?
+            .remove(0)])
+        },
         &[p.clone(), q.clone()],
         &[None, Some(0)],
         &[Some(0)],
@@ -83,7 +104,9 @@ fn nested_vmap_pairwise_distances() {
     let got = out[0].to_vec::<f64>().unwrap();
     for j in 0..4 {
         for i in 0..3 {
-            let want: f64 = (0..2).map(|c| (pv[i * 2 + c] - qv[j * 2 + c]).powi(2)).sum();
+            let want: f64 = (0..2)
+                .map(|c| (pv[i * 2 + c] - qv[j * 2 + c]).powi(2))
+                .sum();
             assert!((got[j * 3 + i] - want).abs() < 1e-12);
         }
     }
@@ -107,6 +130,11 @@ fn out_axes_and_unbatched_outputs() {
     for i in 0..4 {
         assert!(index_axis(&outs[1], 0, i).unwrap().bit_eq(&e));
     }
-    let err = vmap(|a| Ok(vec![a[0].clone()]), &[x.clone(), arr(&[5], 1)], &[Some(0), Some(0)], &[Some(0)]);
+    let err = vmap(
+        |a| Ok(vec![a[0].clone()]),
+        &[x.clone(), arr(&[5], 1)],
+        &[Some(0), Some(0)],
+        &[Some(0)],
+    );
     assert!(err.unwrap_err().to_string().contains("batch size"));
 }

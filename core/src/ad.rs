@@ -18,7 +18,11 @@ pub fn interpret(p: &Program, args: &[Array]) -> Result<Vec<Array>> {
     if args.len() != p.inputs.len() {
         return Err(Error::invalid(
             "interpret",
-            format!("program takes {} arguments, got {}", p.inputs.len(), args.len()),
+            format!(
+                "program takes {} arguments, got {}",
+                p.inputs.len(),
+                args.len()
+            ),
         ));
     }
     let mut env: HashMap<Var, Array> = HashMap::with_capacity(p.avals.len());
@@ -113,7 +117,12 @@ pub fn vjp_emit(
         if in_cts.len() != e.ins.len() {
             return Err(Error::invalid(
                 "vjp",
-                format!("{}: rule returned {} cotangents for {} operands", e.prim.name(), in_cts.len(), e.ins.len()),
+                format!(
+                    "{}: rule returned {} cotangents for {} operands",
+                    e.prim.name(),
+                    in_cts.len(),
+                    e.ins.len()
+                ),
             ));
         }
         for (v, ct) in e.ins.iter().zip(in_cts) {
@@ -171,8 +180,16 @@ pub fn vjp_program(p: &Program, wrt: &[bool]) -> Result<Program> {
 /// `tangents`, emitted into the current trace (or computed eagerly on concrete arrays).
 /// Derived from the reverse rules: `g(u) = vjp(p, args)(u)` is linear in `u`, and
 /// `vjp(g, u0)(tangents) = J·tangents`.
-pub fn jvp_emit(p: &Program, args: &[Array], tangents: &[Array]) -> Result<(Vec<Array>, Vec<Array>)> {
-    let wrt: Vec<bool> = p.inputs.iter().map(|v| p.aval(*v).dtype.is_float()).collect();
+pub fn jvp_emit(
+    p: &Program,
+    args: &[Array],
+    tangents: &[Array],
+) -> Result<(Vec<Array>, Vec<Array>)> {
+    let wrt: Vec<bool> = p
+        .inputs
+        .iter()
+        .map(|v| p.aval(*v).dtype.is_float())
+        .collect();
     // g: (args, u) -> cotangents of args, as a program of u (args are captured).
     let out_avals = p.output_avals();
     let (g, captured) = trace_fn(&out_avals, |us| {
@@ -180,7 +197,10 @@ pub fn jvp_emit(p: &Program, args: &[Array], tangents: &[Array]) -> Result<(Vec<
         let (_, grads) = vjp_emit(p, args, &wrt, &cts)?;
         Ok(grads)
     })?;
-    let mut g_args: Vec<Array> = out_avals.iter().map(|a| Array::zeros(&a.shape, a.dtype)).collect();
+    let mut g_args: Vec<Array> = out_avals
+        .iter()
+        .map(|a| Array::zeros(&a.shape, a.dtype))
+        .collect();
     g_args.extend(captured);
     let mut g_wrt = vec![true; out_avals.len()];
     g_wrt.extend(std::iter::repeat_n(false, g.inputs.len() - out_avals.len()));
@@ -192,7 +212,10 @@ pub fn jvp_emit(p: &Program, args: &[Array], tangents: &[Array]) -> Result<(Vec<
 
 /// Traces `f` on tracer copies of the tree `w` (other values `f` uses are captured) and
 /// returns the program, the traced result (a structure template) and the captured values.
-fn trace_tree<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<(Program, R, Vec<Array>)> {
+fn trace_tree<W: Tree, R: Tree>(
+    w: &W,
+    f: impl FnOnce(&W) -> R,
+) -> Result<(Program, R, Vec<Array>)> {
     trace_tree_fallible(w, |w| Ok(f(w)))
 }
 
@@ -201,7 +224,9 @@ fn trace_tree_fallible<W: Tree, R: Tree>(
     f: impl FnOnce(&W) -> Result<R>,
 ) -> Result<(Program, R, Vec<Array>)> {
     let scope = TraceScope::begin();
-    let wt = w.rebuild(&mut Path::default(), &mut |_, a| Ok(scope.new_input(a.aval().clone())))?;
+    let wt = w.rebuild(&mut Path::default(), &mut |_, a| {
+        Ok(scope.new_input(a.aval().clone()))
+    })?;
     let r = f(&wt)?;
     let outs = tree::leaves(&r);
     let (prog, captured) = scope.finish(&outs)?;
@@ -210,7 +235,8 @@ fn trace_tree_fallible<W: Tree, R: Tree>(
 
 fn rebuild_from<T: Tree>(template: &T, vals: &mut std::vec::IntoIter<Array>) -> Result<T> {
     template.rebuild(&mut Path::default(), &mut |p, _| {
-        vals.next().ok_or_else(|| Error::Tree(format!("missing leaf `{p}`")))
+        vals.next()
+            .ok_or_else(|| Error::Tree(format!("missing leaf `{p}`")))
     })
 }
 
@@ -240,7 +266,10 @@ pub fn value_and_grad<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Resul
     cts[0] = Some(Array::full(&[], la.dtype, 1.0));
     let (outs, grads) = vjp_emit(&prog, &args, &wrt, &cts)?;
     let r = rebuild_from(&template, &mut outs.into_iter())?;
-    let g = rebuild_from(w, &mut grads.into_iter().take(n_w).collect::<Vec<_>>().into_iter())?;
+    let g = rebuild_from(
+        w,
+        &mut grads.into_iter().take(n_w).collect::<Vec<_>>().into_iter(),
+    )?;
     Ok((r, g))
 }
 
@@ -263,7 +292,16 @@ pub fn vjp<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<(R, Pullb
     args.extend(captured);
     let outs = interpret(&prog, &args)?;
     let r = rebuild_from(&template, &mut outs.into_iter())?;
-    Ok((r, Pullback { joint, args, n_w, n_out: prog.outputs.len(), template_w: w.rebuild(&mut Path::default(), &mut |_, a| Ok(a.clone()))? }))
+    Ok((
+        r,
+        Pullback {
+            joint,
+            args,
+            n_w,
+            n_out: prog.outputs.len(),
+            template_w: w.rebuild(&mut Path::default(), &mut |_, a| Ok(a.clone()))?,
+        },
+    ))
 }
 
 /// The backward half of [`vjp`].
@@ -302,7 +340,11 @@ pub fn jvp<W: Tree, R: Tree>(w: &W, t: &W, f: impl FnOnce(&W) -> R) -> Result<(R
 }
 
 /// [`jvp`] of a fallible function.
-pub fn jvp_fallible<W: Tree, R: Tree>(w: &W, t: &W, f: impl FnOnce(&W) -> Result<R>) -> Result<(R, R)> {
+pub fn jvp_fallible<W: Tree, R: Tree>(
+    w: &W,
+    t: &W,
+    f: impl FnOnce(&W) -> Result<R>,
+) -> Result<(R, R)> {
     let (prog, template, captured) = trace_tree_fallible(w, f)?;
     let mut args = tree::leaves(w);
     let mut tangents = tree::leaves(t);
@@ -334,7 +376,12 @@ fn basis(n: usize, i: usize, dtype: crate::dtype::DType, shape: &[usize]) -> Res
     crate::prim::convert::convert(&Array::from_vec(shape.to_vec(), v)?, dtype)
 }
 
-fn stack_jacobian(rows: Vec<Array>, out_shape: &[usize], in_shape: &[usize], rows_are_outputs: bool) -> Result<Array> {
+fn stack_jacobian(
+    rows: Vec<Array>,
+    out_shape: &[usize],
+    in_shape: &[usize],
+    rows_are_outputs: bool,
+) -> Result<Array> {
     let refs: Vec<&Array> = rows.iter().collect();
     let stacked = crate::prim::concatenate::stack(&refs, 0)?;
     let mut shape = out_shape.to_vec();
@@ -376,7 +423,10 @@ pub fn jacrev(x: &Array, f: impl Fn(&Array) -> Result<Array>) -> Result<Array> {
 pub fn jacfwd(x: &Array, f: impl Fn(&Array) -> Result<Array>) -> Result<Array> {
     let (prog, captured) = trace_fn(std::slice::from_ref(x.aval()), |a| Ok(vec![f(&a[0])?]))?;
     let mut args = vec![x.clone()];
-    let extra: Vec<Array> = captured.iter().map(|c| Array::zeros(c.shape(), c.dtype())).collect();
+    let extra: Vec<Array> = captured
+        .iter()
+        .map(|c| Array::zeros(c.shape(), c.dtype()))
+        .collect();
     args.extend(captured);
     let out = prog.aval(prog.outputs[0]).clone();
     let n = x.numel();

@@ -12,9 +12,7 @@ thread_local! {
 
 fn nans_from_env() -> bool {
     static ENV: OnceLock<bool> = OnceLock::new();
-    *ENV.get_or_init(|| {
-        std::env::var("FERRAX_DEBUG_NANS").is_ok_and(|v| !v.is_empty() && v != "0")
-    })
+    *ENV.get_or_init(|| std::env::var("FERRAX_DEBUG_NANS").is_ok_and(|v| !v.is_empty() && v != "0"))
 }
 
 /// Whether NaN checking is on (the `FERRAX_DEBUG_NANS` env var, or a [`debug_nans`] scope).

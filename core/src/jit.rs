@@ -39,7 +39,9 @@ macro_rules! impl_static_arg_via_hash {
     )*};
 }
 
-impl_static_arg_via_hash!(bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+impl_static_arg_via_hash!(
+    bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 impl_static_arg_via_hash!(String, str, (), Device);
 
 impl StaticArg for f32 {
@@ -103,7 +105,9 @@ thread_local! {
 
 fn disabled_by_env() -> bool {
     static ENV: OnceLock<bool> = OnceLock::new();
-    *ENV.get_or_init(|| std::env::var("FERRAX_DISABLE_JIT").is_ok_and(|v| !v.is_empty() && v != "0"))
+    *ENV.get_or_init(|| {
+        std::env::var("FERRAX_DISABLE_JIT").is_ok_and(|v| !v.is_empty() && v != "0")
+    })
 }
 
 /// Whether staged functions run their bodies eagerly (`FERRAX_DISABLE_JIT=1` or a
@@ -138,7 +142,12 @@ pub struct JitStats {
     pub inlined: u64,
 }
 
-static GLOBAL: [AtomicU64; 4] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static GLOBAL: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
 
 /// Statistics summed over every staged function of the process.
 pub fn global_jit_stats() -> JitStats {
@@ -177,7 +186,10 @@ pub struct JitArgs {
 
 impl std::fmt::Debug for JitArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitArgs").field("generics", &self.generics).field("leaves", &self.leaves.len()).finish()
+        f.debug_struct("JitArgs")
+            .field("generics", &self.generics)
+            .field("leaves", &self.leaves.len())
+            .finish()
     }
 }
 
@@ -196,7 +208,9 @@ impl JitArgs {
     }
     /// Records a tree argument: its leaves are traced.
     pub fn tree<T: Tree>(&mut self, t: &T) {
-        t.visit(&mut Path::default(), &mut |_, a| self.leaves.push(a.clone()));
+        t.visit(&mut Path::default(), &mut |_, a| {
+            self.leaves.push(a.clone())
+        });
     }
     /// Records a static argument: its value is part of the key.
     pub fn static_arg<T: StaticArg + ?Sized>(&mut self, v: &T) {
@@ -221,11 +235,15 @@ impl Tracing {
     /// A copy of a tree argument whose leaves are fresh input tracers.
     pub fn input<T: Tree>(&mut self, t: &T) -> Result<T> {
         let scope = &self.scope;
-        t.rebuild(&mut Path::default(), &mut |_, a| Ok(scope.new_input(a.aval().clone())))
+        t.rebuild(&mut Path::default(), &mut |_, a| {
+            Ok(scope.new_input(a.aval().clone()))
+        })
     }
     /// Records the final value of a `&mut` tree argument (written back after each call).
     pub fn mutated<T: Tree>(&mut self, t: &T) {
-        t.visit(&mut Path::default(), &mut |_, a| self.mutated.push(a.clone()));
+        t.visit(&mut Path::default(), &mut |_, a| {
+            self.mutated.push(a.clone())
+        });
     }
 }
 
@@ -238,7 +256,10 @@ pub struct JitCache {
 
 impl std::fmt::Debug for JitCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitCache").field("name", &self.name).field("stats", &self.stats()).finish()
+        f.debug_struct("JitCache")
+            .field("name", &self.name)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -248,7 +269,12 @@ impl JitCache {
         JitCache {
             name,
             entries: OnceLock::new(),
-            stats: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            stats: [
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+            ],
         }
     }
 
@@ -274,7 +300,9 @@ impl JitCache {
 
     /// Number of compiled executables held.
     pub fn len(&self) -> usize {
-        self.entries.get().map_or(0, |m| m.lock().expect("jit cache").len())
+        self.entries
+            .get()
+            .map_or(0, |m| m.lock().expect("jit cache").len())
     }
 
     /// Whether nothing was compiled yet.
@@ -321,11 +349,20 @@ impl JitCache {
         let mut it = outs.into_iter();
         let template = entry.template.lock().expect("jit template");
         let template = template.downcast_ref::<R>().ok_or_else(|| {
-            Error::invalid("jit", format!("`{}`: cached result type differs", self.name))
+            Error::invalid(
+                "jit",
+                format!("`{}`: cached result type differs", self.name),
+            )
         })?;
-        let mut res_leaves = it.by_ref().take(entry.n_result_leaves).collect::<Vec<_>>().into_iter();
+        let mut res_leaves = it
+            .by_ref()
+            .take(entry.n_result_leaves)
+            .collect::<Vec<_>>()
+            .into_iter();
         let r = template.rebuild(&mut Path::default(), &mut |p, _| {
-            res_leaves.next().ok_or_else(|| Error::Tree(format!("missing result leaf `{p}`")))
+            res_leaves
+                .next()
+                .ok_or_else(|| Error::Tree(format!("missing result leaf `{p}`")))
         })?;
         Ok((r, it.collect::<Vec<_>>().into_iter()))
     }
@@ -335,13 +372,19 @@ impl JitCache {
         &self,
         trace: impl FnOnce(&mut Tracing) -> Result<R>,
     ) -> Result<crate::ir::Program> {
-        let mut t = Tracing { scope: TraceScope::begin(), mutated: Vec::new() };
+        let mut t = Tracing {
+            scope: TraceScope::begin(),
+            mutated: Vec::new(),
+        };
         let r = trace(&mut t)?;
         let mut outs = crate::tree::leaves(&r);
         outs.extend(t.mutated);
         let (prog, captured) = t.scope.finish(&outs)?;
         if !captured.is_empty() {
-            return Err(Error::invalid("jit", "a staged function captured a traced value"));
+            return Err(Error::invalid(
+                "jit",
+                "a staged function captured a traced value",
+            ));
         }
         Ok(prog)
     }
@@ -351,7 +394,10 @@ impl JitCache {
         key: &JitKey,
         trace: impl FnOnce(&mut Tracing) -> Result<R>,
     ) -> Result<Entry> {
-        let mut t = Tracing { scope: TraceScope::begin(), mutated: Vec::new() };
+        let mut t = Tracing {
+            scope: TraceScope::begin(),
+            mutated: Vec::new(),
+        };
         let r = trace(&mut t)?;
         let res = crate::tree::leaves(&r);
         let n_result_leaves = res.len();
@@ -361,7 +407,10 @@ impl JitCache {
         if !captured.is_empty() {
             return Err(Error::invalid(
                 "jit",
-                format!("`{}` captured a traced value from an enclosing trace", self.name),
+                format!(
+                    "`{}` captured a traced value from an enclosing trace",
+                    self.name
+                ),
             ));
         }
         if cfg!(debug_assertions) {
@@ -369,13 +418,19 @@ impl JitCache {
         }
         debug_assert_eq!(prog.inputs.len(), key.avals.len());
         let exe = Executable::compile(&prog)?;
-        Ok(Entry { exe, template: Mutex::new(Box::new(r)), n_result_leaves })
+        Ok(Entry {
+            exe,
+            template: Mutex::new(Box::new(r)),
+            n_result_leaves,
+        })
     }
 }
 
 /// Rebuilds a `&mut` argument from its new leaves (generated code calls this after a run).
 pub fn write_back<T: Tree>(old: &T, leaves: &mut std::vec::IntoIter<Array>) -> Result<T> {
     old.rebuild(&mut Path::default(), &mut |p, _| {
-        leaves.next().ok_or_else(|| Error::Tree(format!("missing leaf `{p}` of a `&mut` argument")))
+        leaves
+            .next()
+            .ok_or_else(|| Error::Tree(format!("missing leaf `{p}` of a `&mut` argument")))
     })
 }

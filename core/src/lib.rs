@@ -10,8 +10,8 @@ pub mod broadcast;
 pub mod debug;
 pub mod dim;
 pub mod dtype;
-pub mod exec;
 pub mod error;
+pub mod exec;
 mod format;
 pub mod ir;
 pub mod jit;
@@ -45,8 +45,8 @@ pub use tree::{Path, PathElem, Tree};
 pub mod __rt {
     pub use crate::ad::{jvp, tree_clone, value_and_grad, vjp, Pullback};
     pub use crate::array::Array;
+    pub use crate::error::{Error, Result};
     pub use crate::ir::Program;
     pub use crate::jit::{write_back, JitArgs, JitCache, JitStats, StaticArg, Tracing};
-    pub use crate::error::{Error, Result};
     pub use crate::tree::{Path, PathElem, Tree};
 }

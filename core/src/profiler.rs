@@ -33,7 +33,13 @@ pub(crate) fn record_step(name: &str, dur: Duration) {
     let now = Instant::now();
     let origin = ORIGIN.with(|o| *o.borrow_mut().get_or_insert(now));
     let start = now.saturating_duration_since(origin).saturating_sub(dur);
-    EVENTS.with(|e| e.borrow_mut().push(Event { name: name.to_string(), start, dur }));
+    EVENTS.with(|e| {
+        e.borrow_mut().push(Event {
+            name: name.to_string(),
+            start,
+            dur,
+        })
+    });
 }
 
 /// The result of a profiled region.
@@ -87,10 +93,17 @@ impl Profile {
         }
         let mut rows: Vec<_> = agg.into_iter().collect();
         rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
-        let mut s = format!("{:<24} {:>8} {:>12} {:>12}\n", "op", "count", "total µs", "mean µs");
+        let mut s = format!(
+            "{:<24} {:>8} {:>12} {:>12}\n",
+            "op", "count", "total µs", "mean µs"
+        );
         for (name, (count, total)) in rows.into_iter().take(n) {
             let t = total.as_secs_f64() * 1e6;
-            let _ = writeln!(s, "{name:<24} {count:>8} {t:>12.1} {:>12.2}", t / count as f64);
+            let _ = writeln!(
+                s,
+                "{name:<24} {count:>8} {t:>12.1} {:>12.2}",
+                t / count as f64
+            );
         }
         s
     }

@@ -15,7 +15,10 @@ use crate::tree::{leaves_with_paths, Tree};
 /// must match NaNs); the error names the first offending index and values.
 pub fn allclose(a: &Array, b: &Array, rtol: f64, atol: f64) -> Result<()> {
     if a.shape() != b.shape() {
-        return Err(Error::shape("allclose", format!("shapes differ: {:?} vs {:?}", a.shape(), b.shape())));
+        return Err(Error::shape(
+            "allclose",
+            format!("shapes differ: {:?} vs {:?}", a.shape(), b.shape()),
+        ));
     }
     let x = a.storage("allclose")?.to_f64_vec();
     let y = b.storage("allclose")?.to_f64_vec();
@@ -35,7 +38,13 @@ pub fn allclose(a: &Array, b: &Array, rtol: f64, atol: f64) -> Result<()> {
 pub fn assert_allclose<T: Tree>(a: &T, b: &T, rtol: f64, atol: f64) {
     let la = leaves_with_paths(a);
     let lb = leaves_with_paths(b);
-    assert_eq!(la.len(), lb.len(), "assert_allclose: trees have {} and {} leaves", la.len(), lb.len());
+    assert_eq!(
+        la.len(),
+        lb.len(),
+        "assert_allclose: trees have {} and {} leaves",
+        la.len(),
+        lb.len()
+    );
     for ((p, x), (_, y)) in la.iter().zip(&lb) {
         if let Err(e) = allclose(x, y, rtol, atol) {
             panic!("assert_allclose: leaf `{p}`: {e}");
@@ -62,7 +71,14 @@ pub struct GradCheck {
 
 impl Default for GradCheck {
     fn default() -> Self {
-        GradCheck { eps: 1e-4, rtol: 1e-5, atol: 1e-7, directions: 3, second_order: false, seed: 0 }
+        GradCheck {
+            eps: 1e-4,
+            rtol: 1e-5,
+            atol: 1e-7,
+            directions: 3,
+            second_order: false,
+            seed: 0,
+        }
     }
 }
 
@@ -76,7 +92,11 @@ fn splitmix(state: &mut u64) -> f64 {
 }
 
 fn to_f64(a: &Array) -> Result<Array> {
-    if a.dtype().is_float() && a.dtype() != DType::F64 { convert(a, DType::F64) } else { Ok(a.clone()) }
+    if a.dtype().is_float() && a.dtype() != DType::F64 {
+        convert(a, DType::F64)
+    } else {
+        Ok(a.clone())
+    }
 }
 
 fn scalar_of(a: &Array) -> Result<f64> {
@@ -84,7 +104,13 @@ fn scalar_of(a: &Array) -> Result<f64> {
 }
 
 fn axpy(x: &Array, t: &[f64], h: f64) -> Result<Array> {
-    let v: Vec<f64> = x.storage("check_grads")?.to_f64_vec().iter().zip(t).map(|(a, d)| a + h * d).collect();
+    let v: Vec<f64> = x
+        .storage("check_grads")?
+        .to_f64_vec()
+        .iter()
+        .zip(t)
+        .map(|(a, d)| a + h * d)
+        .collect();
     Array::from_vec(x.shape().to_vec(), v)
 }
 
@@ -93,18 +119,28 @@ fn axpy(x: &Array, t: &[f64], h: f64) -> Result<Array> {
 /// match the central difference `(f(x + eps t) - f(x - eps t)) / 2 eps`; with
 /// `second_order`, the same check runs on `x ↦ <grad f(x), t0>` (grad of grad).
 /// Integer arguments are held fixed. Errors describe the first mismatch.
-pub fn check_grads(f: &dyn Fn(&[Array]) -> Result<Array>, args: &[Array], opts: GradCheck) -> Result<()> {
+pub fn check_grads(
+    f: &dyn Fn(&[Array]) -> Result<Array>,
+    args: &[Array],
+    opts: GradCheck,
+) -> Result<()> {
     let args: Vec<Array> = args.iter().map(to_f64).collect::<Result<_>>()?;
     let avals: Vec<_> = args.iter().map(|a| a.aval().clone()).collect();
     let (prog, captured) = trace_fn(&avals, |xs| Ok(vec![f(xs)?]))?;
     if !captured.is_empty() {
-        return Err(Error::invalid("check_grads", "the function captured a traced value"));
+        return Err(Error::invalid(
+            "check_grads",
+            "the function captured a traced value",
+        ));
     }
     check_program(&prog, &args, &opts, "first order")?;
     if opts.second_order {
         // g(x) = <grad f(x), t0>, a scalar function checked the same way.
         let mut seed = opts.seed ^ 0xA5A5;
-        let t0: Vec<Vec<f64>> = args.iter().map(|a| (0..a.numel()).map(|_| splitmix(&mut seed)).collect()).collect();
+        let t0: Vec<Vec<f64>> = args
+            .iter()
+            .map(|a| (0..a.numel()).map(|_| splitmix(&mut seed)).collect())
+            .collect();
         let wrt: Vec<bool> = args.iter().map(|a| a.dtype().is_float()).collect();
         let (g, cap) = trace_fn(&avals, |xs| {
             let one = Array::full(&[], DType::F64, 1.0);
@@ -117,7 +153,8 @@ pub fn check_grads(f: &dyn Fn(&[Array]) -> Result<Array>, args: &[Array], opts: 
                 let tt = Array::from_vec(gr.shape().to_vec(), t.clone())?;
                 let prod = crate::prim::binary::mul(gr, &tt)?;
                 let all: Vec<usize> = (0..prod.rank()).collect();
-                acc = crate::prim::binary::add(&acc, &crate::prim::reduce::reduce_sum(&prod, &all)?)?;
+                acc =
+                    crate::prim::binary::add(&acc, &crate::prim::reduce::reduce_sum(&prod, &all)?)?;
             }
             Ok(vec![acc])
         })?;
@@ -136,7 +173,11 @@ fn check_program(prog: &Program, args: &[Array], opts: &GradCheck, what: &str) -
         let t: Vec<Vec<f64>> = args
             .iter()
             .zip(&wrt)
-            .map(|(a, w)| (0..a.numel()).map(|_| if *w { splitmix(&mut seed) } else { 0.0 }).collect())
+            .map(|(a, w)| {
+                (0..a.numel())
+                    .map(|_| if *w { splitmix(&mut seed) } else { 0.0 })
+                    .collect()
+            })
             .collect();
         let eval = |h: f64| -> Result<f64> {
             let xs: Vec<Array> = args

@@ -61,13 +61,21 @@ impl TraceScope {
         self.with_frame(|f| {
             let v = f.prog.new_var(aval.clone());
             f.prog.inputs.push(v);
-            Array::from_tracer(aval, Tracer { trace: f.id, var: v.0 })
+            Array::from_tracer(
+                aval,
+                Tracer {
+                    trace: f.id,
+                    var: v.0,
+                },
+            )
         })
     }
     fn with_frame<R>(&self, g: impl FnOnce(&mut Frame) -> R) -> R {
         STACK.with(|s| {
             let mut s = s.borrow_mut();
-            let f = s.last_mut().expect("trace stack is not empty while a scope is open");
+            let f = s
+                .last_mut()
+                .expect("trace stack is not empty while a scope is open");
             assert_eq!(f.id, self.id, "trace scopes must close innermost first");
             g(f)
         })
@@ -138,7 +146,10 @@ fn lift(stack: &mut [Frame], a: &Array) -> Result<Var> {
             Ok(v)
         }
         None => {
-            let ptr = a.storage_arc().map(|s| Arc::as_ptr(s) as usize).unwrap_or(0);
+            let ptr = a
+                .storage_arc()
+                .map(|s| Arc::as_ptr(s) as usize)
+                .unwrap_or(0);
             if let Some(v) = top.const_of_buffer.get(&ptr) {
                 if top.prog.aval(*v) == a.aval() {
                     return Ok(*v);
@@ -153,7 +164,11 @@ fn lift(stack: &mut [Frame], a: &Array) -> Result<Var> {
 }
 
 /// Records `prim(ins)` into the innermost trace and returns tracers for its outputs.
-pub(crate) fn record(prim: Arc<dyn Primitive>, ins: &[&Array], outs: Vec<AVal>) -> Result<Vec<Array>> {
+pub(crate) fn record(
+    prim: Arc<dyn Primitive>,
+    ins: &[&Array],
+    outs: Vec<AVal>,
+) -> Result<Vec<Array>> {
     STACK.with(|s| {
         let mut s = s.borrow_mut();
         if s.is_empty() {
@@ -173,9 +188,19 @@ pub(crate) fn record(prim: Arc<dyn Primitive>, ins: &[&Array], outs: Vec<AVal>) 
         for aval in outs {
             let v = top.prog.new_var(aval.clone());
             out_vars.push(v);
-            results.push(Array::from_tracer(aval, Tracer { trace: top.id, var: v.0 }));
+            results.push(Array::from_tracer(
+                aval,
+                Tracer {
+                    trace: top.id,
+                    var: v.0,
+                },
+            ));
         }
-        top.prog.eqns.push(Eqn { prim, ins: in_vars, outs: out_vars });
+        top.prog.eqns.push(Eqn {
+            prim,
+            ins: in_vars,
+            outs: out_vars,
+        });
         Ok(results)
     })
 }
@@ -193,7 +218,10 @@ pub fn trace_fn(
     f: impl FnOnce(&[Array]) -> Result<Vec<Array>>,
 ) -> Result<(Program, Vec<Array>)> {
     let scope = TraceScope::begin();
-    let ins: Vec<Array> = in_avals.iter().map(|a| scope.new_input(a.clone())).collect();
+    let ins: Vec<Array> = in_avals
+        .iter()
+        .map(|a| scope.new_input(a.clone()))
+        .collect();
     let outs = f(&ins)?;
     scope.finish(&outs)
 }
@@ -213,6 +241,12 @@ pub fn lift_concrete(a: &Array) -> Result<Array> {
         }
         let v = lift(&mut s, a)?;
         let top = s.last().expect("nonempty");
-        Ok(Array::from_tracer(a.aval().clone(), Tracer { trace: top.id, var: v.0 }))
+        Ok(Array::from_tracer(
+            a.aval().clone(),
+            Tracer {
+                trace: top.id,
+                var: v.0,
+            },
+        ))
     })
 }

@@ -36,7 +36,10 @@ fn batch_size(args: &[Array], dims: &[Option<usize>]) -> Result<usize> {
     for (a, d) in args.iter().zip(dims) {
         if let Some(d) = d {
             let n = *a.shape().get(*d).ok_or_else(|| {
-                Error::invalid("vmap", format!("batch axis {d} out of range for shape {:?}", a.shape()))
+                Error::invalid(
+                    "vmap",
+                    format!("batch axis {d} out of range for shape {:?}", a.shape()),
+                )
             })?;
             match size {
                 None => size = Some(n),
@@ -92,7 +95,11 @@ fn batch_by_loop(
 
 /// Emits `p` over batched arguments (`in_dims[i]` = the batch axis of argument `i`, or
 /// `None` if it is shared by all examples). Returns the outputs with their batch axes.
-pub fn batch_emit(p: &Program, args: &[Array], in_dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+pub fn batch_emit(
+    p: &Program,
+    args: &[Array],
+    in_dims: &[Option<usize>],
+) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
     let mut env: HashMap<Var, (Array, Option<usize>)> = HashMap::with_capacity(p.avals.len());
     for ((v, a), d) in p.inputs.iter().zip(args).zip(in_dims) {
         env.insert(*v, (a.clone(), *d));
@@ -124,7 +131,12 @@ pub fn batch_emit(p: &Program, args: &[Array], in_dims: &[Option<usize>]) -> Res
 
 /// Places an output's batch axis at `out_axis`, broadcasting outputs that do not depend on
 /// the batch (as `jax.vmap` does); `None` requires an unbatched output.
-pub fn finish_output(x: Array, dim: Option<usize>, out_axis: Option<usize>, size: usize) -> Result<Array> {
+pub fn finish_output(
+    x: Array,
+    dim: Option<usize>,
+    out_axis: Option<usize>,
+    size: usize,
+) -> Result<Array> {
     match (dim, out_axis) {
         (Some(d), Some(o)) => move_axis(&x, d, o),
         (None, Some(o)) => {
@@ -151,7 +163,10 @@ pub fn vmap(
     out_axes: &[Option<usize>],
 ) -> Result<Vec<Array>> {
     if in_axes.len() != args.len() {
-        return Err(Error::invalid("vmap", format!("{} arguments but {} in_axes", args.len(), in_axes.len())));
+        return Err(Error::invalid(
+            "vmap",
+            format!("{} arguments but {} in_axes", args.len(), in_axes.len()),
+        ));
     }
     let size = batch_size(args, in_axes)?;
     let avals: Vec<AVal> = args
@@ -174,11 +189,21 @@ pub fn vmap(
     }
     let (outs, out_dims) = batch_emit(&prog, &all_args, &dims)?;
     if out_axes.len() != outs.len() && out_axes.len() != 1 {
-        return Err(Error::invalid("vmap", format!("{} outputs but {} out_axes", outs.len(), out_axes.len())));
+        return Err(Error::invalid(
+            "vmap",
+            format!("{} outputs but {} out_axes", outs.len(), out_axes.len()),
+        ));
     }
     outs.into_iter()
         .zip(out_dims)
         .enumerate()
-        .map(|(i, (o, d))| finish_output(o, d, out_axes[if out_axes.len() == 1 { 0 } else { i }], size))
+        .map(|(i, (o, d))| {
+            finish_output(
+                o,
+                d,
+                out_axes[if out_axes.len() == 1 { 0 } else { i }],
+                size,
+            )
+        })
         .collect()
 }

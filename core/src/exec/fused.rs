@@ -79,9 +79,13 @@ fn region_dtype(p: &Program, eqn: usize) -> Option<DType> {
 
 fn is_elementwise(p: &Program, i: usize) -> bool {
     let e = &p.eqns[i];
-    e.prim.elementwise().is_some_and(|k| k.arity() == e.ins.len())
+    e.prim
+        .elementwise()
+        .is_some_and(|k| k.arity() == e.ins.len())
         && region_dtype(p, i).is_some()
-        && e.ins.iter().all(|v| p.aval(*v).shape == p.aval(e.outs[0]).shape)
+        && e.ins
+            .iter()
+            .all(|v| p.aval(*v).shape == p.aval(e.outs[0]).shape)
 }
 
 fn is_broadcast(p: &Program, i: usize) -> bool {
@@ -106,20 +110,21 @@ pub(crate) fn partition(p: &Program) -> Vec<Group> {
     }
     let mut groups = Vec::new();
     let mut open: Vec<Open> = Vec::new();
-    let flush_users = |uses: &[Var], skip: Option<usize>, open: &mut Vec<Open>, groups: &mut Vec<Group>| {
-        // Flush (in creation order) every open region, other than `skip`, that defines a used
-        // value; flushing one can make another's values needed earlier, so repeat.
-        let mut k = 0;
-        while k < open.len() {
-            if Some(k) != skip && uses.iter().any(|v| open[k].defs.contains(v)) {
-                let r = open.remove(k);
-                groups.push(build_region(p, r.eqns));
-                return true;
+    let flush_users =
+        |uses: &[Var], skip: Option<usize>, open: &mut Vec<Open>, groups: &mut Vec<Group>| {
+            // Flush (in creation order) every open region, other than `skip`, that defines a used
+            // value; flushing one can make another's values needed earlier, so repeat.
+            let mut k = 0;
+            while k < open.len() {
+                if Some(k) != skip && uses.iter().any(|v| open[k].defs.contains(v)) {
+                    let r = open.remove(k);
+                    groups.push(build_region(p, r.eqns));
+                    return true;
+                }
+                k += 1;
             }
-            k += 1;
-        }
-        false
-    };
+            false
+        };
     for (i, e) in p.eqns.iter().enumerate() {
         let elementwise = is_elementwise(p, i);
         let bcast = is_broadcast(p, i);
@@ -138,7 +143,11 @@ pub(crate) fn partition(p: &Program) -> Vec<Group> {
                     o.eqns.push(i);
                     o.defs.extend(e.outs.iter().copied());
                 }
-                None => open.push(Open { key, eqns: vec![i], defs: e.outs.iter().copied().collect() }),
+                None => open.push(Open {
+                    key,
+                    eqns: vec![i],
+                    defs: e.outs.iter().copied().collect(),
+                }),
             }
         } else {
             while flush_users(&e.ins, None, &mut open, &mut groups) {}
@@ -168,16 +177,26 @@ fn access_for(in_shape: &[usize], out_shape: &[usize], dims: &[usize]) -> Access
         return Access::Splat;
     }
     // Effective operand axes (size > 1) and where they land.
-    let eff: Vec<(usize, usize)> =
-        in_shape.iter().zip(dims).filter(|(s, _)| **s > 1).map(|(s, d)| (*s, *d)).collect();
+    let eff: Vec<(usize, usize)> = in_shape
+        .iter()
+        .zip(dims)
+        .filter(|(s, _)| **s > 1)
+        .map(|(s, d)| (*s, *d))
+        .collect();
     let r = out_shape.len();
     let k = eff.len();
-    let trailing = eff.iter().enumerate().all(|(j, (s, d))| *d == r - k + j && out_shape[*d] == *s)
+    let trailing = eff
+        .iter()
+        .enumerate()
+        .all(|(j, (s, d))| *d == r - k + j && out_shape[*d] == *s)
         && out_shape[..r - k].iter().product::<usize>() * in_n == out_n;
     if trailing {
         return Access::Modulo(in_n);
     }
-    let leading = eff.iter().enumerate().all(|(j, (s, d))| *d == j && out_shape[*d] == *s);
+    let leading = eff
+        .iter()
+        .enumerate()
+        .all(|(j, (s, d))| *d == j && out_shape[*d] == *s);
     if leading {
         return Access::Divide(out_n / in_n);
     }
@@ -209,7 +228,10 @@ fn build_region(p: &Program, eqns: Vec<usize>) -> Group {
         let kind = if let Some((shape, dims)) = e.prim.broadcast_pattern() {
             let src = e.ins[0];
             let access = access_for(&p.aval(src).shape, shape, dims);
-            MemberKind::Bcast { input: input_idx(src, false, &mut inputs), access }
+            MemberKind::Bcast {
+                input: input_idx(src, false, &mut inputs),
+                access,
+            }
         } else {
             let args = e
                 .ins
@@ -222,7 +244,10 @@ fn build_region(p: &Program, eqns: Vec<usize>) -> Group {
             MemberKind::Ew { eqn: i, args }
         };
         member_of.insert(e.outs[0], members.len());
-        members.push(Member { kind, out: e.outs[0] });
+        members.push(Member {
+            kind,
+            out: e.outs[0],
+        });
     }
     let in_region: HashSet<usize> = eqns.iter().copied().collect();
     let mut used_outside: HashSet<Var> = p.outputs.iter().copied().collect();
@@ -237,7 +262,13 @@ fn build_region(p: &Program, eqns: Vec<usize>) -> Group {
         .filter(|(_, m)| used_outside.contains(&m.out))
         .map(|(k, m)| (k, m.out))
         .collect();
-    Group::Region(Region { dtype: out_aval.dtype, numel: out_aval.numel(), inputs, members, outputs })
+    Group::Region(Region {
+        dtype: out_aval.dtype,
+        numel: out_aval.numel(),
+        inputs,
+        members,
+        outputs,
+    })
 }
 
 /// Float types a region can run on.
@@ -306,7 +337,10 @@ impl Region {
 
     fn bcast_eqn(&self, p: &Program) -> usize {
         let out = self.members[0].out;
-        p.eqns.iter().position(|e| e.outs.contains(&out)).expect("member eqn")
+        p.eqns
+            .iter()
+            .position(|e| e.outs.contains(&out))
+            .expect("member eqn")
     }
 
     pub(crate) fn describe(&self, p: &Program) -> String {
@@ -329,20 +363,33 @@ impl Region {
         }
     }
 
-    fn run_typed<T: FuseFloat>(&self, p: &Program, env: &mut [Option<Array>], frees: &[Var]) -> Result<()> {
+    fn run_typed<T: FuseFloat>(
+        &self,
+        p: &Program,
+        env: &mut [Option<Array>],
+        frees: &[Var],
+    ) -> Result<()> {
         let n = self.numel;
         // Raw pointers to every input. Moving a Vec does not move its heap buffer, so these
         // stay valid when a dying input's buffer is taken over as an output below.
         let mut in_send: Vec<(SendPtr<T>, usize)> = Vec::with_capacity(self.inputs.len());
         for (v, _) in &self.inputs {
-            let a = env[v.index()].as_ref().ok_or_else(|| Error::invalid("fused", "missing operand"))?;
-            let sl = T::slice_of(a.storage("fused")?).ok_or_else(|| Error::dtype("fused", "operand dtype"))?;
+            let a = env[v.index()]
+                .as_ref()
+                .ok_or_else(|| Error::invalid("fused", "missing operand"))?;
+            let sl = T::slice_of(a.storage("fused")?)
+                .ok_or_else(|| Error::dtype("fused", "operand dtype"))?;
             in_send.push((SendPtr(sl.as_ptr() as *mut T), sl.len()));
         }
         // Output buffers: take over a full-size input that dies here and is not shared, and
         // is read only position by position (chunk c of it is consumed before chunk c of the
         // output is written).
-        let raw_inputs: HashSet<Var> = self.inputs.iter().filter(|(_, f)| !f).map(|(v, _)| *v).collect();
+        let raw_inputs: HashSet<Var> = self
+            .inputs
+            .iter()
+            .filter(|(_, f)| !f)
+            .map(|(v, _)| *v)
+            .collect();
         let mut taken: HashSet<Var> = HashSet::new();
         let mut out_bufs: Vec<Vec<T>> = Vec::with_capacity(self.outputs.len());
         for _ in &self.outputs {
@@ -355,7 +402,9 @@ impl Region {
                     Some(Repr::Host(s)) if Arc::strong_count(s) == 1 && s.len() == n);
                 if unique {
                     let a = env[v.index()].take().expect("present");
-                    let Repr::Host(s) = a.repr else { unreachable!("host") };
+                    let Repr::Host(s) = a.repr else {
+                        unreachable!("host")
+                    };
                     let st = Arc::try_unwrap(s).expect("unique");
                     buf = Some(T::vec_of(st).expect("dtype checked"));
                     taken.insert(*v);
@@ -367,9 +416,13 @@ impl Region {
                 vec![T::default(); n]
             }));
         }
-        let out_ptrs: Vec<SendPtr<T>> = out_bufs.iter_mut().map(|b| SendPtr(b.as_mut_ptr())).collect();
+        let out_ptrs: Vec<SendPtr<T>> = out_bufs
+            .iter_mut()
+            .map(|b| SendPtr(b.as_mut_ptr()))
+            .collect();
         let task = |lo: usize, hi: usize| -> Result<()> {
-            let mut scratch: Vec<Vec<T>> = vec![vec![T::default(); CHUNK.min(hi - lo)]; self.members.len()];
+            let mut scratch: Vec<Vec<T>> =
+                vec![vec![T::default(); CHUNK.min(hi - lo)]; self.members.len()];
             let mut c = lo;
             while c < hi {
                 let len = CHUNK.min(hi - c);
@@ -380,7 +433,8 @@ impl Region {
                         MemberKind::Bcast { input, access } => {
                             let (ptr, ilen) = in_send[*input];
                             // SAFETY: ptr/len describe a live input buffer only read here.
-                            let src = unsafe { std::slice::from_raw_parts(ptr.0 as *const T, ilen) };
+                            let src =
+                                unsafe { std::slice::from_raw_parts(ptr.0 as *const T, ilen) };
                             fill_broadcast(src, access, c, out);
                         }
                         MemberKind::Ew { eqn, args } => {
@@ -394,7 +448,10 @@ impl Region {
                                         // bounds, and the chunk is written back only after
                                         // every member has read it.
                                         ins.push(unsafe {
-                                            std::slice::from_raw_parts((ptr.0 as *const T).add(c), len)
+                                            std::slice::from_raw_parts(
+                                                (ptr.0 as *const T).add(c),
+                                                len,
+                                            )
                                         });
                                     }
                                 }
@@ -413,7 +470,11 @@ impl Region {
                     // SAFETY: each task writes only [lo, hi) of each output, disjoint across
                     // tasks; no slice of that range is alive at this point.
                     unsafe {
-                        std::ptr::copy_nonoverlapping(scratch[*mi].as_ptr(), out_ptrs[oi].0.add(c), len);
+                        std::ptr::copy_nonoverlapping(
+                            scratch[*mi].as_ptr(),
+                            out_ptrs[oi].0.add(c),
+                            len,
+                        );
                     }
                 }
                 c += len;
@@ -422,13 +483,18 @@ impl Region {
         };
         if n >= PAR_THRESHOLD {
             let ntasks = n.div_ceil(TASK);
-            (0..ntasks).into_par_iter().try_for_each(|t| task(t * TASK, ((t + 1) * TASK).min(n)))?;
+            (0..ntasks)
+                .into_par_iter()
+                .try_for_each(|t| task(t * TASK, ((t + 1) * TASK).min(n)))?;
         } else {
             task(0, n)?;
         }
         for ((_, v), buf) in self.outputs.iter().zip(out_bufs) {
             let aval = p.aval(*v).clone();
-            env[v.index()] = Some(Array { aval, repr: Repr::Host(Arc::new(T::storage(buf))) });
+            env[v.index()] = Some(Array {
+                aval,
+                repr: Repr::Host(Arc::new(T::storage(buf))),
+            });
         }
         Ok(())
     }

@@ -52,7 +52,9 @@ pub struct Executable {
 
 impl fmt::Debug for Executable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Executable").field("steps", &self.describe()).finish()
+        f.debug_struct("Executable")
+            .field("steps", &self.describe())
+            .finish()
     }
 }
 
@@ -79,13 +81,21 @@ impl Executable {
     pub fn compile_with(prog: &Program, opts: CompileOptions) -> Result<Executable> {
         let prog = crate::ir::passes::optimize(prog)?;
         let mut steps: Vec<Step> = Vec::new();
-        let groups = if opts.fuse { fused::partition(&prog) } else { fused::no_fusion(&prog) };
+        let groups = if opts.fuse {
+            fused::partition(&prog)
+        } else {
+            fused::no_fusion(&prog)
+        };
         for g in groups {
             match g {
-                fused::Group::Single(i) => steps.push(Step { kind: StepKind::Prim(i), frees: vec![] }),
-                fused::Group::Region(r) => {
-                    steps.push(Step { kind: StepKind::Fused(Box::new(r)), frees: vec![] })
-                }
+                fused::Group::Single(i) => steps.push(Step {
+                    kind: StepKind::Prim(i),
+                    frees: vec![],
+                }),
+                fused::Group::Region(r) => steps.push(Step {
+                    kind: StepKind::Fused(Box::new(r)),
+                    frees: vec![],
+                }),
             }
         }
         // Last-use analysis: free each variable after the last step that reads it.
@@ -118,7 +128,10 @@ impl Executable {
 
     /// Number of fused steps.
     pub fn fused_count(&self) -> usize {
-        self.steps.iter().filter(|s| matches!(s.kind, StepKind::Fused(_))).count()
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.kind, StepKind::Fused(_)))
+            .count()
     }
 
     /// One line per step: the primitive name, or `fused[...]` with its members.
@@ -144,7 +157,11 @@ impl Executable {
         if args.len() != p.inputs.len() {
             return Err(Error::invalid(
                 "Executable::run",
-                format!("program takes {} arguments, got {}", p.inputs.len(), args.len()),
+                format!(
+                    "program takes {} arguments, got {}",
+                    p.inputs.len(),
+                    args.len()
+                ),
             ));
         }
         let nan_check = crate::debug::debug_nans_enabled();
@@ -154,7 +171,12 @@ impl Executable {
             if a.aval() != p.aval(v) {
                 return Err(Error::shape(
                     "Executable::run",
-                    format!("argument for {} has {}, the program expects {}", v.0, a.aval(), p.aval(v)),
+                    format!(
+                        "argument for {} has {}, the program expects {}",
+                        v.0,
+                        a.aval(),
+                        p.aval(v)
+                    ),
                 ));
             }
             if a.is_tracer() {
@@ -181,8 +203,13 @@ impl Executable {
                             .map(|v| {
                                 let a = env[v.index()].as_ref().expect("operand computed");
                                 match &a.repr {
-                                    Repr::Host(s) => HostView { shape: &a.aval.shape, data: s },
-                                    Repr::Tracer(_) => unreachable!("executables run on host arrays"),
+                                    Repr::Host(s) => HostView {
+                                        shape: &a.aval.shape,
+                                        data: s,
+                                    },
+                                    Repr::Tracer(_) => {
+                                        unreachable!("executables run on host arrays")
+                                    }
                                 }
                             })
                             .collect();
@@ -192,7 +219,10 @@ impl Executable {
                             .zip(out_avals)
                             .map(|(st, aval)| {
                                 note_alloc(st.size_bytes());
-                                Array { aval, repr: Repr::Host(Arc::new(st)) }
+                                Array {
+                                    aval,
+                                    repr: Repr::Host(Arc::new(st)),
+                                }
                             })
                             .collect::<Vec<_>>()
                     };
@@ -205,8 +235,11 @@ impl Executable {
                 StepKind::Fused(r) => {
                     r.run(p, &mut env, &s.frees)?;
                     if let Some(args) = &saved_args {
-                        let outs: Vec<Array> =
-                            r.output_vars().iter().filter_map(|v| env[v.index()].clone()).collect();
+                        let outs: Vec<Array> = r
+                            .output_vars()
+                            .iter()
+                            .filter_map(|v| env[v.index()].clone())
+                            .collect();
                         if crate::debug::check_outputs("fused", &outs).is_err() {
                             // Find the culprit as JAX does: re-run op by op, where every
                             // primitive's outputs are checked.
@@ -224,7 +257,10 @@ impl Executable {
                 crate::profiler::record_step(name, t0.elapsed());
             }
         }
-        Ok(p.outputs.iter().map(|v| env[v.index()].clone().expect("output computed")).collect())
+        Ok(p.outputs
+            .iter()
+            .map(|v| env[v.index()].clone().expect("output computed"))
+            .collect())
     }
 }
 

@@ -29,8 +29,19 @@ impl Program {
             let outs: Vec<String> = e.outs.iter().map(|&v| typed(v)).collect();
             let args: Vec<String> = e.ins.iter().map(|&v| var_name(v)).collect();
             let params = e.prim.params();
-            let params = if params.is_empty() { String::new() } else { format!("[{params}]") };
-            writeln!(f, "{pad}    {} = {}{} {}", outs.join(" "), e.prim.name(), params, args.join(" "))?;
+            let params = if params.is_empty() {
+                String::new()
+            } else {
+                format!("[{params}]")
+            };
+            writeln!(
+                f,
+                "{pad}    {} = {}{} {}",
+                outs.join(" "),
+                e.prim.name(),
+                params,
+                args.join(" ")
+            )?;
             for sub in e.prim.sub_programs() {
                 write!(f, "{pad}      ")?;
                 sub.fmt_indented(f, indent + 6)?;

@@ -72,7 +72,14 @@ impl Program {
     pub fn eqn_count(&self) -> usize {
         self.eqns
             .iter()
-            .map(|e| 1 + e.prim.sub_programs().iter().map(|p| p.eqn_count()).sum::<usize>())
+            .map(|e| {
+                1 + e
+                    .prim
+                    .sub_programs()
+                    .iter()
+                    .map(|p| p.eqn_count())
+                    .sum::<usize>()
+            })
             .sum()
     }
     /// Whether some equation (at any depth) applies a primitive of this name.

@@ -43,7 +43,13 @@ pub fn dce(p: &Program) -> Program {
         }
     }
     let mut out = p.clone();
-    out.eqns = p.eqns.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.clone()).collect();
+    out.eqns = p
+        .eqns
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(e, _)| e.clone())
+        .collect();
     out.consts.retain(|(v, _)| live[v.index()]);
     out
 }
@@ -73,7 +79,11 @@ pub fn cse(p: &Program) -> Program {
     let mut eqns = Vec::with_capacity(p.eqns.len());
     for e in &p.eqns {
         let ins: Vec<Var> = e.ins.iter().map(|v| *subst.get(v).unwrap_or(v)).collect();
-        let e = Eqn { prim: e.prim.clone(), ins, outs: e.outs.clone() };
+        let e = Eqn {
+            prim: e.prim.clone(),
+            ins,
+            outs: e.outs.clone(),
+        };
         if !e.prim.has_side_effects() && e.prim.sub_programs().is_empty() {
             let key = (e.prim.name().to_string(), e.prim.params(), e.ins.clone());
             if let Some(prev) = seen.get(&key) {
@@ -87,7 +97,11 @@ pub fn cse(p: &Program) -> Program {
         eqns.push(e);
     }
     out.eqns = eqns;
-    out.outputs = p.outputs.iter().map(|v| *subst.get(v).unwrap_or(v)).collect();
+    out.outputs = p
+        .outputs
+        .iter()
+        .map(|v| *subst.get(v).unwrap_or(v))
+        .collect();
     out
 }
 
@@ -170,7 +184,11 @@ pub fn simplify(p: &Program) -> Program {
     let mut eqns: Vec<Eqn> = Vec::with_capacity(p.eqns.len());
     for e in &p.eqns {
         let ins: Vec<Var> = e.ins.iter().map(|v| *subst.get(v).unwrap_or(v)).collect();
-        let e = Eqn { prim: e.prim.clone(), ins, outs: e.outs.clone() };
+        let e = Eqn {
+            prim: e.prim.clone(),
+            ins,
+            outs: e.outs.clone(),
+        };
         if e.outs.len() == 1 && !e.prim.has_side_effects() {
             let ctx = Ctx {
                 p,
@@ -197,6 +215,10 @@ pub fn simplify(p: &Program) -> Program {
     }
     let mut out = p.clone();
     out.eqns = eqns;
-    out.outputs = p.outputs.iter().map(|v| *subst.get(v).unwrap_or(v)).collect();
+    out.outputs = p
+        .outputs
+        .iter()
+        .map(|v| *subst.get(v).unwrap_or(v))
+        .collect();
     dce(&out)
 }

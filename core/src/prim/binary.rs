@@ -462,7 +462,11 @@ impl BinaryOp {
     /// NaN); `rem` is `fmod`, as the host form. `None` for the bitwise ops.
     pub fn cuda_expr(self, a: &str, b: &str, dtype: crate::dtype::DType) -> Option<String> {
         use BinaryOp::*;
-        let f = if dtype == crate::dtype::DType::F64 { "" } else { "f" };
+        let f = if dtype == crate::dtype::DType::F64 {
+            ""
+        } else {
+            "f"
+        };
         Some(match self {
             Add => format!("({a} + {b})"),
             Sub => format!("({a} - {b})"),

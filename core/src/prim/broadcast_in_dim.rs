@@ -28,14 +28,23 @@ impl Primitive for BroadcastInDim {
         if self.dims.len() != x.rank() {
             return Err(Error::shape(
                 "broadcast_in_dim",
-                format!("operand of shape {:?} needs {} dims, got {:?}", x.shape, x.rank(), self.dims),
+                format!(
+                    "operand of shape {:?} needs {} dims, got {:?}",
+                    x.shape,
+                    x.rank(),
+                    self.dims
+                ),
             ));
         }
         for (i, &d) in self.dims.iter().enumerate() {
             if d >= self.shape.len() || (i > 0 && d <= self.dims[i - 1]) {
                 return Err(Error::shape(
                     "broadcast_in_dim",
-                    format!("dims {:?} must be increasing and < {}", self.dims, self.shape.len()),
+                    format!(
+                        "dims {:?} must be increasing and < {}",
+                        self.dims,
+                        self.shape.len()
+                    ),
                 ));
             }
             if x.shape[i] != 1 && x.shape[i] != self.shape[d] {
@@ -69,12 +78,21 @@ impl Primitive for BroadcastInDim {
     fn broadcast_pattern(&self) -> Option<(&[usize], &[usize])> {
         Some((&self.shape, &self.dims))
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
-        let Some(ct) = &cts[0] else { return Ok(vec![None]) };
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
+        let Some(ct) = &cts[0] else {
+            return Ok(vec![None]);
+        };
         let x = &primals[0];
         // Sum over the axes the broadcast created, and over operand axes of size 1 that it
         // stretched; then restore the operand's shape.
-        let mut axes: Vec<usize> = (0..self.shape.len()).filter(|a| !self.dims.contains(a)).collect();
+        let mut axes: Vec<usize> = (0..self.shape.len())
+            .filter(|a| !self.dims.contains(a))
+            .collect();
         for (i, &d) in self.dims.iter().enumerate() {
             if x.shape()[i] == 1 && self.shape[d] != 1 {
                 axes.push(d);
@@ -82,9 +100,16 @@ impl Primitive for BroadcastInDim {
         }
         axes.sort_unstable();
         let summed = crate::prim::reduce::reduce_sum(ct, &axes)?;
-        Ok(vec![Some(crate::prim::reshape::reshape(&summed, x.shape())?)])
+        Ok(vec![Some(crate::prim::reshape::reshape(
+            &summed,
+            x.shape(),
+        )?)])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let (x, bd) = crate::prim::reduce::unary_batch_operand(self.name(), args, dims)?;
         let Some(b) = bd else {
             return Ok((vec![bind1(self.clone(), &[x])?], vec![None]));
@@ -98,17 +123,34 @@ impl Primitive for BroadcastInDim {
         let mut new_dims: Vec<usize> = self.dims[..b].to_vec();
         new_dims.push(out_b);
         new_dims.extend(self.dims[b..].iter().map(|&d| d + 1));
-        Ok((vec![bind1(BroadcastInDim { shape, dims: new_dims }, &[x])?], vec![Some(out_b)]))
+        Ok((
+            vec![bind1(
+                BroadcastInDim {
+                    shape,
+                    dims: new_dims,
+                },
+                &[x],
+            )?],
+            vec![Some(out_b)],
+        ))
     }
 }
 
 /// The size of the batch axis shared by the batched operands of a batching rule (an error
 /// if none is batched, or if they disagree).
-pub(crate) fn batch_size(op: &'static str, args: &[Array], dims: &[Option<usize>]) -> Result<usize> {
+pub(crate) fn batch_size(
+    op: &'static str,
+    args: &[Array],
+    dims: &[Option<usize>],
+) -> Result<usize> {
     if args.len() != dims.len() {
         return Err(Error::invalid(
             op,
-            format!("batching: {} operands but {} batch dims", args.len(), dims.len()),
+            format!(
+                "batching: {} operands but {} batch dims",
+                args.len(),
+                dims.len()
+            ),
         ));
     }
     let mut size = None;
@@ -119,7 +161,10 @@ pub(crate) fn batch_size(op: &'static str, args: &[Array], dims: &[Option<usize>
         match size {
             None => size = Some(n),
             Some(m) if m != n => {
-                return Err(Error::shape(op, format!("batching: batch sizes differ: {m} vs {n}")));
+                return Err(Error::shape(
+                    op,
+                    format!("batching: batch sizes differ: {m} vs {n}"),
+                ));
             }
             Some(_) => {}
         }
@@ -143,12 +188,17 @@ pub(crate) fn broadcast_batch(x: &Array, at: usize, n: usize) -> Result<Array> {
     if at > x.rank() {
         return Err(Error::invalid(
             "batching",
-            format!("batch axis {at} is out of range for an operand of shape {:?}", x.shape()),
+            format!(
+                "batch axis {at} is out of range for an operand of shape {:?}",
+                x.shape()
+            ),
         ));
     }
     let mut shape = x.shape().to_vec();
     shape.insert(at, n);
-    let dims: Vec<usize> = (0..x.rank()).map(|i| if i < at { i } else { i + 1 }).collect();
+    let dims: Vec<usize> = (0..x.rank())
+        .map(|i| if i < at { i } else { i + 1 })
+        .collect();
     broadcast_in_dim(x, &shape, &dims)
 }
 
@@ -220,7 +270,13 @@ pub fn broadcast_in_dim(x: &Array, shape: &[usize], dims: &[usize]) -> Result<Ar
     if x.shape() == shape {
         return Ok(x.clone());
     }
-    bind1(BroadcastInDim { shape: shape.to_vec(), dims: dims.to_vec() }, &[x])
+    bind1(
+        BroadcastInDim {
+            shape: shape.to_vec(),
+            dims: dims.to_vec(),
+        },
+        &[x],
+    )
 }
 
 /// The numpy broadcast of two shapes (right-aligned; equal dims or one of them 1).
@@ -228,14 +284,25 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let r = a.len().max(b.len());
     let mut out = vec![0; r];
     for i in 0..r {
-        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
             db
         } else {
-            return Err(Error::shape(op, format!("cannot broadcast shapes {a:?} and {b:?}")));
+            return Err(Error::shape(
+                op,
+                format!("cannot broadcast shapes {a:?} and {b:?}"),
+            ));
         };
     }
     Ok(out)
@@ -249,7 +316,10 @@ pub fn broadcast_to(x: &Array, shape: &[usize]) -> Result<Array> {
     if x.rank() > shape.len() {
         return Err(Error::shape(
             "broadcast_to",
-            format!("cannot broadcast shape {:?} to the lower-rank {shape:?}", x.shape()),
+            format!(
+                "cannot broadcast shape {:?} to the lower-rank {shape:?}",
+                x.shape()
+            ),
         ));
     }
     let off = shape.len() - x.rank();

@@ -28,7 +28,9 @@ pub struct CustomVjp {
 }
 
 fn host_arrays(ins: &[HostView<'_>]) -> Result<Vec<Array>> {
-    ins.iter().map(|v| Array::from_storage(v.shape.to_vec(), v.data.clone())).collect()
+    ins.iter()
+        .map(|v| Array::from_storage(v.shape.to_vec(), v.data.clone()))
+        .collect()
 }
 
 impl Primitive for CustomVjp {
@@ -41,18 +43,28 @@ impl Primitive for CustomVjp {
     fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
         let want = self.primal.input_avals();
         if ins != want.as_slice() {
-            return Err(Error::shape("custom_vjp", format!("operands {ins:?} do not match the traced {want:?}")));
+            return Err(Error::shape(
+                "custom_vjp",
+                format!("operands {ins:?} do not match the traced {want:?}"),
+            ));
         }
         Ok(self.primal.output_avals())
     }
     fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
         let outs = interpret(&self.primal, &host_arrays(ins)?)?;
-        outs.iter().map(|a| Ok(a.storage("custom_vjp")?.clone())).collect()
+        outs.iter()
+            .map(|a| Ok(a.storage("custom_vjp")?.clone()))
+            .collect()
     }
     fn sub_programs(&self) -> Vec<&Program> {
         vec![&self.primal, &self.fwd, &self.bwd]
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         // Residuals are recomputed from the primals (the forward program), then the user's
         // backward program maps them and the cotangents to argument cotangents.
         let fwd_outs = interpret(&self.fwd, primals)?;
@@ -94,11 +106,25 @@ pub fn custom_vjp(
         let (res, cts) = xs.split_at(n_res);
         let g = bwd(res, cts)?;
         if g.len() != args.len() {
-            return Err(Error::invalid("custom_vjp", format!("bwd returned {} cotangents for {} arguments", g.len(), args.len())));
+            return Err(Error::invalid(
+                "custom_vjp",
+                format!(
+                    "bwd returned {} cotangents for {} arguments",
+                    g.len(),
+                    args.len()
+                ),
+            ));
         }
         for (gi, a) in g.iter().zip(args) {
             if gi.aval() != a.aval() {
-                return Err(Error::invalid("custom_vjp", format!("bwd returned a cotangent {} for an argument {}", gi.aval(), a.aval())));
+                return Err(Error::invalid(
+                    "custom_vjp",
+                    format!(
+                        "bwd returned a cotangent {} for an argument {}",
+                        gi.aval(),
+                        a.aval()
+                    ),
+                ));
             }
         }
         Ok(g)
@@ -109,7 +135,13 @@ pub fn custom_vjp(
             "the functions capture traced values; pass them as arguments instead",
         ));
     }
-    let prim = CustomVjp { primal: Arc::new(primal), fwd: Arc::new(fwd_p), bwd: Arc::new(bwd_p), n_args: args.len(), n_out };
+    let prim = CustomVjp {
+        primal: Arc::new(primal),
+        fwd: Arc::new(fwd_p),
+        bwd: Arc::new(bwd_p),
+        n_args: args.len(),
+        n_out,
+    };
     let refs: Vec<&Array> = args.iter().collect();
     bind(Arc::new(prim), &refs)
 }

@@ -41,7 +41,9 @@ thread_local! {
 pub fn capture_debug_prints<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
     let prev = CAPTURE.with(|c| c.borrow_mut().replace(Vec::new()));
     let r = f();
-    let lines = CAPTURE.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev)).unwrap_or_default();
+    let lines = CAPTURE
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), prev))
+        .unwrap_or_default();
     (r, lines)
 }
 
@@ -57,7 +59,10 @@ impl Primitive for DebugPrint {
         if holes != ins.len() {
             return Err(Error::invalid(
                 "debug_print",
-                format!("the format string has {holes} `{{}}` placeholders but {} values were given", ins.len()),
+                format!(
+                    "the format string has {holes} `{{}}` placeholders but {} values were given",
+                    ins.len()
+                ),
             ));
         }
         Ok(Vec::new())
@@ -76,14 +81,25 @@ impl Primitive for DebugPrint {
     fn has_side_effects(&self) -> bool {
         true
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], _cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        _cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         Ok(vec![None; primals.len()])
     }
 }
 
 /// Prints `fmt` with the values of `xs` (eagerly now, or when the staged program runs).
 pub fn debug_print(fmt: &str, xs: &[&Array]) -> Result<()> {
-    bind(Arc::new(DebugPrint { fmt: fmt.to_string() }), xs).map(|_| ())
+    bind(
+        Arc::new(DebugPrint {
+            fmt: fmt.to_string(),
+        }),
+        xs,
+    )
+    .map(|_| ())
 }
 
 /// Anything `debug_print!` can print: tensors and arrays.

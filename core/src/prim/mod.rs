@@ -16,10 +16,10 @@ pub mod compare;
 pub mod concatenate;
 pub mod cond;
 pub mod conv;
-pub mod debug_print;
 pub mod convert;
 pub mod cumulative;
 pub mod custom_vjp;
+pub mod debug_print;
 pub mod dot_general;
 pub mod dynamic_slice;
 pub mod dynamic_update_slice;
@@ -27,8 +27,8 @@ pub mod gather;
 pub mod iota;
 pub mod pad;
 pub mod random;
-pub mod remat;
 pub mod reduce;
+pub mod remat;
 pub mod reshape;
 pub mod rev;
 pub mod scan;
@@ -96,7 +96,10 @@ pub trait Primitive: fmt::Debug + Send + Sync + AsAny + 'static {
         cotangents: &[Option<Array>],
     ) -> Result<Vec<Option<Array>>> {
         let _ = (primals, outs, cotangents);
-        Err(crate::Error::unsupported(self.name(), "no reverse-mode (vjp) rule yet"))
+        Err(crate::Error::unsupported(
+            self.name(),
+            "no reverse-mode (vjp) rule yet",
+        ))
     }
     /// Batching rule: operands with their batch axis (`None` = not batched) → results with
     /// theirs. The default runs the primitive once per example and stacks the results,
@@ -108,7 +111,10 @@ pub trait Primitive: fmt::Debug + Send + Sync + AsAny + 'static {
         dims: &[Option<usize>],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let _ = (args, dims);
-        Err(crate::Error::unsupported(self.name(), "no batching rule yet"))
+        Err(crate::Error::unsupported(
+            self.name(),
+            "no batching rule yet",
+        ))
     }
 }
 

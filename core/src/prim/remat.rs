@@ -28,25 +28,41 @@ impl Primitive for Remat {
     fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>> {
         let want = self.body.input_avals();
         if ins != want.as_slice() {
-            return Err(Error::shape("remat", format!("operands {ins:?} do not match the traced {want:?}")));
+            return Err(Error::shape(
+                "remat",
+                format!("operands {ins:?} do not match the traced {want:?}"),
+            ));
         }
         Ok(self.body.output_avals())
     }
     fn eval(&self, ins: &[HostView<'_>], _outs: &[AVal]) -> Result<Vec<Storage>> {
-        let args: Vec<Array> =
-            ins.iter().map(|v| Array::from_storage(v.shape.to_vec(), v.data.clone())).collect::<Result<_>>()?;
+        let args: Vec<Array> = ins
+            .iter()
+            .map(|v| Array::from_storage(v.shape.to_vec(), v.data.clone()))
+            .collect::<Result<_>>()?;
         let outs = interpret(&self.body, &args)?;
-        outs.iter().map(|a| Ok(a.storage("remat")?.clone())).collect()
+        outs.iter()
+            .map(|a| Ok(a.storage("remat")?.clone()))
+            .collect()
     }
     fn sub_programs(&self) -> Vec<&Program> {
         vec![&self.body]
     }
-    fn vjp(&self, primals: &[Array], _outs: &[Array], cts: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outs: &[Array],
+        cts: &[Option<Array>],
+    ) -> Result<Vec<Option<Array>>> {
         // The backward pass re-runs the body's forward from the inputs (nothing else was
         // saved), then its backward.
         let wrt: Vec<bool> = primals.iter().map(|p| p.dtype().is_float()).collect();
         let (_, grads) = vjp_emit(&self.body, primals, &wrt, cts)?;
-        Ok(grads.into_iter().zip(wrt).map(|(g, w)| w.then_some(g)).collect())
+        Ok(grads
+            .into_iter()
+            .zip(wrt)
+            .map(|(g, w)| w.then_some(g))
+            .collect())
     }
 }
 
@@ -58,5 +74,10 @@ pub fn remat(f: impl FnOnce(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> 
     let mut all: Vec<Array> = args.to_vec();
     all.extend(captured);
     let refs: Vec<&Array> = all.iter().collect();
-    bind(Arc::new(Remat { body: Arc::new(body) }), &refs)
+    bind(
+        Arc::new(Remat {
+            body: Arc::new(body),
+        }),
+        &refs,
+    )
 }

@@ -23,7 +23,11 @@ impl Primitive for StopGradient {
     fn vjp(&self, _p: &[Array], _o: &[Array], _ct: &[Option<Array>]) -> Result<Vec<Option<Array>>> {
         Ok(vec![None])
     }
-    fn batch(&self, args: &[Array], dims: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn batch(
+        &self,
+        args: &[Array],
+        dims: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         Ok((vec![stop_gradient(&args[0])?], vec![dims[0]]))
     }
     fn elementwise(&self) -> Option<&dyn Elementwise> {

@@ -900,7 +900,11 @@ impl UnaryOp {
     /// approximation). `None` for ops without a float-valued form (`not`, `is_finite`).
     pub fn cuda_expr(self, x: &str, dtype: DType) -> Option<String> {
         use UnaryOp::*;
-        let (f, one) = if dtype == DType::F64 { ("", "1.0") } else { ("f", "1.0f") };
+        let (f, one) = if dtype == DType::F64 {
+            ("", "1.0")
+        } else {
+            ("f", "1.0f")
+        };
         let call = |name: &str| format!("{name}{f}({x})");
         Some(match self {
             Neg => format!("(-{x})"),
