@@ -454,3 +454,16 @@ pub fn hessian(x: &Array, f: impl Fn(&Array) -> Result<Array>) -> Result<Array> 
         Ok(g[0].clone())
     })
 }
+
+/// Types `#[grad]` can differentiate as a loss: float scalar tensors.
+#[diagnostic::on_unimplemented(
+    message = "#[grad] differentiates a scalar loss, but the output is `{Self}`",
+    label = "the loss must be a float scalar, `Tensor<(), f32>` or `Tensor<(), f64>`",
+    note = "reduce the output first (`.sum()`, `.mean()`), or use `vjp` for non-scalar outputs"
+)]
+pub trait ScalarLoss {}
+impl<E: crate::dtype::Float> ScalarLoss for crate::Tensor<(), E> {}
+
+/// Compile-time check used by `#[grad]`: the loss type must be a float scalar.
+#[doc(hidden)]
+pub fn assert_scalar_loss<T: ScalarLoss>(_: &T) {}

@@ -43,7 +43,7 @@ pub use tree::{Path, PathElem, Tree};
 /// Items named by code the ferrax macros generate (`::ferrax::__rt::...`). Not a public API.
 #[doc(hidden)]
 pub mod __rt {
-    pub use crate::ad::{jvp, tree_clone, value_and_grad, vjp, Pullback};
+    pub use crate::ad::{assert_scalar_loss, jvp, tree_clone, value_and_grad, vjp, Pullback};
     pub use crate::array::Array;
     pub use crate::error::{Error, Result};
     pub use crate::ir::Program;

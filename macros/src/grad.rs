@@ -257,6 +257,14 @@ fn emit(
         }
         None => quote! { Self::value_and_grad(#(#arg_names),*).1 },
     };
+    // The differentiated output: the whole result, or its first element with `has_aux`.
+    let loss_ty = match (&aux_ty, &ret_ty) {
+        (Some(_), Type::Tuple(t)) => {
+            let first = &t.elems[0];
+            quote!(#first)
+        }
+        _ => quote!(#ret_ty),
+    };
     let panic_on = quote! {
         ::std::result::Result::Err(e) => ::std::panic!("grad `{}`: {}", #name_str, e),
     };
@@ -269,6 +277,10 @@ fn emit(
 
         #[allow(dead_code, unused_mut, clippy::too_many_arguments, clippy::unused_unit)]
         impl #name {
+            #[doc(hidden)]
+            fn __ferrax_scalar_check #generics (__loss: &#loss_ty) #where_clause {
+                #rt::assert_scalar_loss(__loss)
+            }
             #[doc(hidden)]
             pub fn __ferrax_cache() -> &'static #rt::JitCache {
                 static CACHE: #rt::JitCache = #rt::JitCache::new(#name_str);
