@@ -98,3 +98,32 @@ fn jitted_clip_adamw_step_equals_eager() {
     assert_eq!(oj.step().to_vec::<i32>().unwrap(), vec![4]);
     assert!(!pj.w.array().bit_eq(p0.w.array()));
 }
+
+#[test]
+fn optimizers_with_equal_state_shapes_do_not_share_a_program() {
+    use ferrax::optim::{sgd, Optimizer};
+    use ferrax::prelude::*;
+    #[jit]
+    fn step(
+        p: &mut Tensor<(C<2>,)>,
+        opt: &mut Optimizer<Tensor<(C<2>,)>>,
+        g: &Tensor<(C<2>,)>,
+    ) -> Tensor<()> {
+        opt.update(p, g).expect("update");
+        p.sum()
+    }
+    let g = Tensor::<(C<2>,)>::ones();
+    let mut p1 = Tensor::<(C<2>,)>::zeros();
+    let mut p2 = Tensor::<(C<2>,)>::zeros();
+    let mut o1 = Optimizer::new(&p1, sgd(0.1)).unwrap();
+    let mut o2 = Optimizer::new(&p2, sgd(0.5)).unwrap();
+    step(&mut p1, &mut o1, &g);
+    step(&mut p2, &mut o2, &g);
+    assert_eq!(p1.to_vec().unwrap(), vec![-0.1, -0.1]);
+    assert_eq!(
+        p2.to_vec().unwrap(),
+        vec![-0.5, -0.5],
+        "the second optimizer's learning rate is used"
+    );
+    assert_eq!(step::stats().compiles, 2);
+}

@@ -211,6 +211,7 @@ impl JitArgs {
         t.visit(&mut Path::default(), &mut |_, a| {
             self.leaves.push(a.clone())
         });
+        t.fingerprint(&mut self.statics);
     }
     /// Records a static argument: its value is part of the key.
     pub fn static_arg<T: StaticArg + ?Sized>(&mut self, v: &T) {

@@ -132,6 +132,13 @@ pub trait Tree: Sized {
         path: &mut Path,
         f: &mut dyn FnMut(&Path, &Array) -> Result<Array>,
     ) -> Result<Self>;
+    /// Feeds what the tree holds besides its leaves' shapes and dtypes, and that changes what
+    /// a staged function computes (an optimizer's hyperparameters), into the `#[jit]` cache
+    /// key. Containers and `#[derive(Tree)]` structs forward to their subtrees; `#[tree(static)]`
+    /// fields are not included.
+    fn fingerprint(&self, h: &mut dyn std::hash::Hasher) {
+        let _ = h;
+    }
 }
 
 impl<S: Shape, E: Elem> Tree for Tensor<S, E> {
@@ -172,6 +179,9 @@ impl<T: Tree> Tree for Box<T> {
     ) -> Result<Self> {
         Ok(Box::new((**self).rebuild(path, f)?))
     }
+    fn fingerprint(&self, h: &mut dyn std::hash::Hasher) {
+        (**self).fingerprint(h)
+    }
 }
 
 /// `Some(t)` is `t` itself (no path step: an optional submodule's leaves keep the paths
@@ -188,6 +198,11 @@ impl<T: Tree> Tree for Option<T> {
         f: &mut dyn FnMut(&Path, &Array) -> Result<Array>,
     ) -> Result<Self> {
         self.as_ref().map(|t| t.rebuild(path, f)).transpose()
+    }
+    fn fingerprint(&self, h: &mut dyn std::hash::Hasher) {
+        if let Some(x) = self {
+            x.fingerprint(h)
+        }
     }
 }
 
@@ -206,6 +221,9 @@ impl<T: Tree> Tree for Vec<T> {
             .enumerate()
             .map(|(i, t)| path.with(PathElem::Index(i), |p| t.rebuild(p, f)))
             .collect()
+    }
+    fn fingerprint(&self, h: &mut dyn std::hash::Hasher) {
+        self.iter().for_each(|x| x.fingerprint(h))
     }
 }
 
@@ -227,6 +245,9 @@ impl<T: Tree, const N: usize> Tree for [T; N] {
             .collect::<Result<Vec<T>>>()?;
         Ok(v.try_into()
             .unwrap_or_else(|_| unreachable!("one element rebuilt per element")))
+    }
+    fn fingerprint(&self, h: &mut dyn std::hash::Hasher) {
+        self.iter().for_each(|x| x.fingerprint(h))
     }
 }
 
@@ -258,6 +279,9 @@ macro_rules! tuple_tree {
         impl<$($T: Tree),+> Tree for ($($T,)+) {
             fn visit(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &Array)) {
                 $(path.with(PathElem::Index($i), |p| self.$i.visit(p, f));)+
+            }
+            fn fingerprint(&self, h: &mut dyn std::hash::Hasher) {
+                $(self.$i.fingerprint(h);)+
             }
             fn rebuild(
                 &self,

@@ -173,6 +173,10 @@ fn expand(input: &DeriveInput, fields: &[Field<'_>]) -> TokenStream {
         );
         quote!(__path.with(#elem, |__path| #call);)
     });
+    let fingerprints = fields.iter().filter(|f| !f.is_static).map(|f| {
+        let (ty, m) = (f.ty, &f.member);
+        quote_spanned!(ty.span()=> <#ty as ::ferrax::__rt::Tree>::fingerprint(&self.#m, __h);)
+    });
     let rebuilt = fields.iter().map(|f| {
         let (ty, m) = (f.ty, &f.member);
         if f.is_static {
@@ -198,6 +202,9 @@ fn expand(input: &DeriveInput, fields: &[Field<'_>]) -> TokenStream {
                 __f: &mut dyn ::core::ops::FnMut(&::ferrax::__rt::Path, &::ferrax::__rt::Array),
             ) {
                 #(#visits)*
+            }
+            fn fingerprint(&self, __h: &mut dyn ::core::hash::Hasher) {
+                #(#fingerprints)*
             }
             fn rebuild(
                 &self,

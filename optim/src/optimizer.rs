@@ -27,6 +27,10 @@ use std::marker::PhantomData;
 /// ```
 pub struct Optimizer<T> {
     tx: Transform,
+    /// Identifies this optimizer's transformation in `#[jit]` cache keys: hyperparameters live
+    /// inside closures, so they cannot be hashed; a fresh id per `Optimizer::new` (kept by
+    /// clones and rebuilds) keeps two optimizers from sharing a compiled program.
+    id: u64,
     state: OptState,
     step: Array,
     _p: PhantomData<fn() -> T>,
@@ -36,6 +40,7 @@ impl<T> Clone for Optimizer<T> {
     fn clone(&self) -> Self {
         Optimizer {
             tx: self.tx.clone(),
+            id: self.id,
             state: self.state.clone(),
             step: self.step.clone(),
             _p: PhantomData,
@@ -57,8 +62,10 @@ impl<T: Tree> Optimizer<T> {
     /// Initializes the state of `tx` for `model`'s parameters.
     pub fn new(model: &T, tx: Transform) -> Result<Self> {
         let state = tx.init(model)?;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Optimizer {
             tx,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             state,
             step: num::zero_count(),
             _p: PhantomData,
@@ -114,6 +121,11 @@ impl<T> Optimizer<T> {
 }
 
 impl<T> Tree for Optimizer<T> {
+    /// The transformation's configuration (hyperparameters) selects the compiled program:
+    /// two optimizers with the same state shapes must not share one.
+    fn fingerprint(&self, mut h: &mut dyn std::hash::Hasher) {
+        std::hash::Hash::hash(&self.id, &mut h);
+    }
     fn visit(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &Array)) {
         path.with(PathElem::Field("step"), |p| f(p, &self.step));
         path.with(PathElem::Field("opt_state"), |p| self.state.visit(p, f));
@@ -127,6 +139,7 @@ impl<T> Tree for Optimizer<T> {
         let state = path.with(PathElem::Field("opt_state"), |p| self.state.rebuild(p, f))?;
         Ok(Optimizer {
             tx: self.tx.clone(),
+            id: self.id,
             state,
             step,
             _p: PhantomData,
