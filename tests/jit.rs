@@ -215,3 +215,36 @@ fn exact_algebraic_identities_are_removed() {
         0.0f32.to_bits()
     );
 }
+
+#[derive(Tree)]
+struct Scaled {
+    w: Tensor<(C<2>,)>,
+    #[tree(static)]
+    factor: f32,
+    #[tree(static)]
+    label: Vec<&'static str>,
+}
+
+#[jit]
+fn apply_scaled(m: &Scaled) -> Tensor<(C<2>,)> {
+    &m.w * m.factor
+}
+
+#[test]
+fn static_fields_of_tree_arguments_select_the_program() {
+    let a = Scaled {
+        w: Tensor::ones(),
+        factor: 2.0,
+        label: vec!["a"],
+    };
+    let b = Scaled {
+        w: Tensor::ones(),
+        factor: 3.0,
+        label: vec!["a"],
+    };
+    assert_eq!(apply_scaled(&a).to_vec().unwrap(), vec![2.0, 2.0]);
+    assert_eq!(apply_scaled(&b).to_vec().unwrap(), vec![3.0, 3.0]);
+    assert_eq!(apply_scaled(&a).to_vec().unwrap(), vec![2.0, 2.0]);
+    let s = apply_scaled::stats();
+    assert_eq!((s.compiles, s.hits), (2, 1));
+}

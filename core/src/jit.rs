@@ -435,3 +435,28 @@ pub fn write_back<T: Tree>(old: &T, leaves: &mut std::vec::IntoIter<Array>) -> R
             .ok_or_else(|| Error::Tree(format!("missing leaf `{p}` of a `&mut` argument")))
     })
 }
+
+/// Autoref specialization used by `#[derive(Tree)]` for `#[tree(static)]` fields: a field
+/// whose type implements [`StaticArg`] feeds the cache key (so a model whose static
+/// configuration changes recompiles); any other static field is skipped.
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct FpWrap<'a, T: ?Sized>(pub &'a T);
+
+#[doc(hidden)]
+pub trait FpViaStatic {
+    fn __ferrax_fp(&self, h: &mut dyn Hasher);
+}
+impl<T: StaticArg + ?Sized> FpViaStatic for FpWrap<'_, T> {
+    fn __ferrax_fp(&self, h: &mut dyn Hasher) {
+        self.0.hash_static(h)
+    }
+}
+
+#[doc(hidden)]
+pub trait FpFallback {
+    fn __ferrax_fp(&self, h: &mut dyn Hasher);
+}
+impl<T: ?Sized> FpFallback for &FpWrap<'_, T> {
+    fn __ferrax_fp(&self, _h: &mut dyn Hasher) {}
+}

@@ -47,6 +47,9 @@ pub mod __rt {
     pub use crate::array::Array;
     pub use crate::error::{Error, Result};
     pub use crate::ir::Program;
-    pub use crate::jit::{write_back, JitArgs, JitCache, JitStats, StaticArg, Tracing};
+    pub use crate::jit::{
+        write_back, FpFallback, FpViaStatic, FpWrap, JitArgs, JitCache, JitStats, StaticArg,
+        Tracing,
+    };
     pub use crate::tree::{Path, PathElem, Tree};
 }

@@ -173,9 +173,19 @@ fn expand(input: &DeriveInput, fields: &[Field<'_>]) -> TokenStream {
         );
         quote!(__path.with(#elem, |__path| #call);)
     });
-    let fingerprints = fields.iter().filter(|f| !f.is_static).map(|f| {
+    let fingerprints = fields.iter().map(|f| {
         let (ty, m) = (f.ty, &f.member);
-        quote_spanned!(ty.span()=> <#ty as ::ferrax::__rt::Tree>::fingerprint(&self.#m, __h);)
+        if f.is_static {
+            // Static configuration selects the staged program when it is a `StaticArg`
+            // (autoref specialization: other types fall back to contributing nothing).
+            quote! {{
+                #[allow(unused_imports)]
+                use ::ferrax::__rt::{FpFallback as _, FpViaStatic as _};
+                (&::ferrax::__rt::FpWrap(&self.#m)).__ferrax_fp(__h);
+            }}
+        } else {
+            quote_spanned!(ty.span()=> <#ty as ::ferrax::__rt::Tree>::fingerprint(&self.#m, __h);)
+        }
     });
     let rebuilt = fields.iter().map(|f| {
         let (ty, m) = (f.ty, &f.member);
