@@ -271,12 +271,11 @@ fn build_region(p: &Program, eqns: Vec<usize>) -> Group {
     })
 }
 
-/// Float types a region can run on.
-trait FuseFloat: Copy + Send + Sync + Default + 'static {
+/// Float types a region can run on: an [`Elem`](crate::dtype::Elem) (storage access) plus
+/// the matching slice form of the elementwise kernels.
+trait FuseFloat: crate::dtype::Elem + Default {
     fn apply(k: &dyn crate::prim::Elementwise, ins: &[&[Self]], out: &mut [Self]) -> bool;
     fn vec_of(s: Storage) -> Option<Vec<Self>>;
-    fn slice_of(s: &Storage) -> Option<&[Self]>;
-    fn storage(v: Vec<Self>) -> Storage;
 }
 impl FuseFloat for f32 {
     fn apply(k: &dyn crate::prim::Elementwise, ins: &[&[f32]], out: &mut [f32]) -> bool {
@@ -288,15 +287,6 @@ impl FuseFloat for f32 {
             _ => None,
         }
     }
-    fn slice_of(s: &Storage) -> Option<&[f32]> {
-        match s {
-            Storage::F32(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn storage(v: Vec<f32>) -> Storage {
-        Storage::F32(v)
-    }
 }
 impl FuseFloat for f64 {
     fn apply(k: &dyn crate::prim::Elementwise, ins: &[&[f64]], out: &mut [f64]) -> bool {
@@ -307,15 +297,6 @@ impl FuseFloat for f64 {
             Storage::F64(v) => Some(v),
             _ => None,
         }
-    }
-    fn slice_of(s: &Storage) -> Option<&[f64]> {
-        match s {
-            Storage::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn storage(v: Vec<f64>) -> Storage {
-        Storage::F64(v)
     }
 }
 
@@ -377,7 +358,7 @@ impl Region {
             let a = env[v.index()]
                 .as_ref()
                 .ok_or_else(|| Error::invalid("fused", "missing operand"))?;
-            let sl = T::slice_of(a.storage("fused")?)
+            let sl = T::slice(a.storage("fused")?)
                 .ok_or_else(|| Error::dtype("fused", "operand dtype"))?;
             in_send.push((SendPtr(sl.as_ptr() as *mut T), sl.len()));
         }
@@ -493,7 +474,7 @@ impl Region {
             let aval = p.aval(*v).clone();
             env[v.index()] = Some(Array {
                 aval,
-                repr: Repr::Host(Arc::new(T::storage(buf))),
+                repr: Repr::Host(Arc::new(T::into_storage(buf))),
             });
         }
         Ok(())

@@ -71,7 +71,7 @@ impl Primitive for BroadcastInDim {
             }
         }
         let out = with_storage!(x.data, v, T => {
-            T::into_storage_vec(strided_gather(v, out_shape, &in_strides))
+            <T as crate::dtype::Elem>::into_storage(strided_gather(v, out_shape, &in_strides))
         });
         Ok(vec![out])
     }
@@ -200,16 +200,6 @@ pub(crate) fn broadcast_batch(x: &Array, at: usize, n: usize) -> Result<Array> {
         .map(|i| if i < at { i } else { i + 1 })
         .collect();
     broadcast_in_dim(x, &shape, &dims)
-}
-
-/// Helper: element type → storage, used by kernels generic over `T`.
-pub(crate) trait IntoStorageVec: Sized {
-    fn into_storage_vec(v: Vec<Self>) -> Storage;
-}
-impl<T: crate::dtype::Elem> IntoStorageVec for T {
-    fn into_storage_vec(v: Vec<Self>) -> Storage {
-        T::into_storage(v)
-    }
 }
 
 /// Reads `src` through per-output-axis strides into a new row-major vector of `shape`.
