@@ -2,8 +2,9 @@
 //! `#[derive(Module)]` makes it a [`Tree`](ferrax_core::Tree) whose leaves are parameters
 //! or state ([`VarKind`]), selectable with [`Filter`]s, switchable between training and
 //! evaluation mode, and printable with [`Module::summary`]. Layers ([`Linear`],
-//! [`Conv2d`], [`Embed`], norms, [`Dropout`], [`MultiHeadAttention`], recurrent cells)
-//! carry their sizes in their types; [`init`] has `jax.nn.initializers`, [`losses`] and
+//! [`Conv1d`], [`Conv2d`], [`ConvTranspose2d`], [`Embed`], norms, [`Dropout`],
+//! [`MultiHeadAttention`] with a [`KvCache`], recurrent cells run by [`Rnn`]) carry their
+//! sizes in their types; [`init`] has `jax.nn.initializers`, [`losses`] and
 //! [`metrics`] the usual training pieces, [`Rngs`] named PRNG streams.
 //!
 //! ```
@@ -56,12 +57,12 @@ pub mod util;
 
 pub use activation::{Gelu, Relu, Sigmoid, Silu, Softplus, Tanh};
 pub use ferrax_macros::Module;
-pub use layers::attention::{MultiHeadAttention, TransformerBlock};
-pub use layers::conv::{avg_pool2d, max_pool2d, Conv2d};
+pub use layers::attention::{make_attention_mask, KvCache, MultiHeadAttention, TransformerBlock};
+pub use layers::conv::{avg_pool2d, max_pool2d, Conv1d, Conv1dOpts, Conv2d, ConvTranspose2d};
 pub use layers::dropout::Dropout;
 pub use layers::linear::{Embed, Linear};
-pub use layers::norm::{BatchNorm, LayerNorm, RMSNorm};
-pub use layers::recurrent::{GRUCell, LSTMCell, LstmCarry};
+pub use layers::norm::{BatchNorm, GroupNorm, LayerNorm, RMSNorm};
+pub use layers::recurrent::{GRUCell, LSTMCell, LstmCarry, Rnn};
 pub use module::{Filter, Module, ModuleSummary, Var, VarKind};
 pub use rngs::Rngs;
 pub use sequential::{Layer, Sequential};

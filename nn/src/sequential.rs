@@ -15,7 +15,7 @@
 //! ```
 
 use crate::layers::linear::Linear;
-use crate::layers::norm::{LayerNorm, RMSNorm};
+use crate::layers::norm::{GroupNorm, LayerNorm, RMSNorm};
 use crate::util::LastDim;
 use ferrax_core::{Float, Result, Tensor, C};
 use ferrax_macros::Module;
@@ -126,6 +126,15 @@ impl<S: LastDim<Last = C<D>>, const D: usize, E: Float> Layer<Tensor<S, E>> for 
 }
 
 impl<S: LastDim<Last = C<D>>, const D: usize, E: Float> Layer<Tensor<S, E>> for RMSNorm<D, E> {
+    type Output = Tensor<S, E>;
+    fn apply(&self, x: &Tensor<S, E>) -> Result<Self::Output> {
+        Ok(self.forward(x))
+    }
+}
+
+impl<S: LastDim<Last = C<D>>, const D: usize, const G: usize, E: Float> Layer<Tensor<S, E>>
+    for GroupNorm<D, G, E>
+{
     type Output = Tensor<S, E>;
     fn apply(&self, x: &Tensor<S, E>) -> Result<Self::Output> {
         Ok(self.forward(x))

@@ -5,8 +5,9 @@ use ferrax_core::ops::linalg::Conv2dOpts;
 use ferrax_core::testing::{check_grads, GradCheck};
 use ferrax_core::{ad, tree, Array, Tensor, C};
 use ferrax_nn::{
-    losses, BatchNorm, Conv2d, Embed, GRUCell, LSTMCell, LayerNorm, Linear, Module,
-    MultiHeadAttention, RMSNorm, Rngs,
+    losses, BatchNorm, Conv1d, Conv1dOpts, Conv2d, ConvTranspose2d, Dropout, Embed, GRUCell,
+    GroupNorm, LSTMCell, LayerNorm, Linear, Module, MultiHeadAttention, RMSNorm, Rngs,
+    TransformerBlock,
 };
 
 fn opts() -> GradCheck {
@@ -168,4 +169,103 @@ fn model_grad_matches_central_differences() {
             );
         }
     }
+}
+
+#[test]
+fn conv1d_grouped_and_transposed_gradients() {
+    let x = Tensor::<(C<2>, C<7>, C<4>), f64>::from_array(ramp(&[2, 7, 4], 1.0)).unwrap();
+    let c =
+        Conv1d::<4, 6, 3, f64, 2>::new(&mut Rngs::new(10), Conv1dOpts::same().stride(2)).unwrap();
+    check_module(&c, &x, |m, x| {
+        let y: Tensor<(C<2>, C<4>, C<6>), f64> = m.forward(x).unwrap();
+        y.square().sum()
+    });
+    let x = Tensor::<(C<1>, C<3>, C<3>, C<4>), f64>::from_array(ramp(&[1, 3, 3, 4], 1.0)).unwrap();
+    let dw = Conv2d::<4, 4, 2, 2, f64, 1>::new(&mut Rngs::new(11), Conv2dOpts::same()).unwrap();
+    check_module(&dw, &x, |m, x| {
+        let y: Tensor<(C<1>, C<3>, C<3>, C<4>), f64> = m.forward(x).unwrap();
+        y.square().sum()
+    });
+    let t = ConvTranspose2d::<4, 2, 3, 3, f64>::new(
+        &mut Rngs::new(12),
+        Conv2dOpts::same().stride(2, 2),
+    )
+    .unwrap();
+    check_module(&t, &x, |m, x| {
+        let y: Tensor<(C<1>, C<6>, C<6>, C<2>), f64> = m.forward(x).unwrap();
+        y.square().sum()
+    });
+    let x = Tensor::<(C<1>, C<4>, C<4>, C<2>), f64>::from_array(ramp(&[1, 4, 4, 2], 1.0)).unwrap();
+    check_module(&(), &x, |_, x| {
+        let p: Tensor<(C<1>, C<2>, C<2>, C<2>), f64> =
+            ferrax_nn::avg_pool2d(x, (3, 3), (2, 2), &ferrax_core::prim::conv::Padding::Same)
+                .unwrap();
+        p.square().sum()
+    });
+}
+
+#[test]
+fn group_norm_dropout_and_block_gradients() {
+    let x = Tensor::<(C<2>, C<4>, C<8>), f64>::from_array(ramp(&[2, 4, 8], 1.0)).unwrap();
+    let mut gn = GroupNorm::<8, 4, f64>::new();
+    gn.scale = Tensor::from_array(ramp(&[8], 1.0)).unwrap();
+    gn.bias = Tensor::from_array(ramp(&[8], 0.5)).unwrap();
+    check_module(&gn, &x, |m, x| weights(&m.forward(x)));
+    // Dropout with a fixed key is a fixed mask times a scale: differentiable in x.
+    let key = ferrax_core::random::Key::new(3);
+    let d = Dropout::new(0.3).unwrap();
+    check_module(&(), &x, |_, x| {
+        weights(&d.forward_with_key(x, &key).unwrap().square())
+    });
+    let mut block = TransformerBlock::<8, 2, 16, f64>::new(&mut Rngs::new(13)).unwrap();
+    block.ln1.scale = Tensor::from_array(ramp(&[8], 1.0)).unwrap();
+    check_module(&block, &x, |m, x| weights(&m.forward(x, true)));
+}
+
+#[test]
+fn grouped_attention_and_decode_gradients() {
+    let x = Tensor::<(C<2>, C<4>, C<8>), f64>::from_array(ramp(&[2, 4, 8], 1.0)).unwrap();
+    let gqa = MultiHeadAttention::<8, 4, f64, 4>::new(&mut Rngs::new(14)).unwrap();
+    check_module(&gqa, &x, |m, x| weights(&m.forward(x, true)));
+    // Through the cache: a prompt of 3, then one token.
+    check_module(&gqa, &x, |m, x| {
+        let mut cache: ferrax_nn::KvCache<C<2>, 4, 4, f64> = m.init_cache(C);
+        let p: Tensor<(C<2>, C<3>, C<8>), f64> = Tensor::from_array(
+            ferrax_core::prim::slice::slice_in_dim(x.array(), 1, 0, 3, 1).unwrap(),
+        )
+        .unwrap();
+        let l: Tensor<(C<2>, C<1>, C<8>), f64> = Tensor::from_array(
+            ferrax_core::prim::slice::slice_in_dim(x.array(), 1, 3, 4, 1).unwrap(),
+        )
+        .unwrap();
+        let a = m.decode(&p, &mut cache).unwrap();
+        let b = m.decode(&l, &mut cache).unwrap();
+        a.square().sum() + (b * 3.0).sum()
+    });
+}
+
+#[test]
+fn activation_gradients() {
+    use ferrax_nn::activation as act;
+    // Points away from the kinks of relu / leaky_relu / elu, where one-sided slopes differ.
+    let x = Tensor::<(C<2>, C<4>, C<8>), f64>::from_array(ramp(&[2, 4, 8], 2.0)).unwrap();
+    check_module(&(), &x, |_, x| {
+        weights(&act::relu(x))
+            + weights(&act::gelu(x))
+            + weights(&act::gelu_tanh(x))
+            + weights(&act::silu(x))
+            + weights(&act::sigmoid(x))
+            + weights(&act::tanh(x))
+            + weights(&act::softplus(x))
+            + weights(&act::leaky_relu(x, 0.1))
+            + weights(&act::elu(x, 1.0))
+            + weights(&act::selu(x))
+            + weights(&act::log_sigmoid(x))
+            + weights(&act::softmax(x))
+            + weights(&act::log_softmax(x))
+    });
+    check_module(&(), &x, |_, x| {
+        let g: Tensor<(C<2>, C<4>, C<4>), f64> = act::glu(x).unwrap();
+        g.square().sum()
+    });
 }

@@ -78,6 +78,15 @@ fn simple_initializers() {
     assert!((m - 0.25).abs() < 2e-3 && (s2 / (0.25 / 12.0) - 1.0).abs() < 0.03);
     let t = draw(&init::truncated_normal(0.1));
     assert!(t.iter().all(|x| x.abs() <= 0.2));
+    // A standard normal truncated to [-2, 2] has variance 1 - 4 φ(2) / (2 Φ(2) - 1)
+    // = 0.773741; jax scales it by stddev.
+    let (m, s2) = stats(&t);
+    assert!(m.abs() < 1e-3, "truncated_normal mean {m}");
+    assert!(
+        (s2 / (0.01 * 0.773_741) - 1.0).abs() < 0.03,
+        "truncated_normal variance {s2}"
+    );
+    assert!(draw(&init::ones()).iter().all(|x| *x == 1.0));
     assert!(draw(&init::zeros()).iter().all(|x| *x == 0.0));
     assert!(draw(&init::constant(0.5)).iter().all(|x| *x == 0.5));
     // Same key, same numbers; a 1-D shape has no fans.

@@ -197,4 +197,19 @@ fn sequential_chains_types() {
     let manual = s.layers.2.forward(&s.layers.0.forward(&x).relu());
     assert_eq!(y.to_vec().unwrap(), manual.to_vec().unwrap());
     assert_eq!(s.vars().len(), 4);
+    // Norms are layers too. GroupNorm<2, 1> on (4, 2): one group holding both features of
+    // each row, so each row becomes [-1, 1] (or zeros when its two values are equal).
+    let g = Sequential::new((ferrax_nn::GroupNorm::<2, 1>::new(),));
+    let z: Tensor<(C<4>, C<2>)> = g
+        .apply(&Tensor::<(C<4>, C<2>)>::from_vec(vec![1., 3., 2., 2., 0., 4., 5., 7.]).unwrap())
+        .unwrap();
+    let zv = z.to_vec().unwrap();
+    for (r, want) in [[-1f32, 1.], [0., 0.], [-1., 1.], [-1., 1.]]
+        .iter()
+        .enumerate()
+    {
+        for c in 0..2 {
+            assert!((zv[r * 2 + c] - want[c]).abs() < 1e-4, "row {r}: {zv:?}");
+        }
+    }
 }

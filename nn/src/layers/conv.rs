@@ -1,11 +1,12 @@
-//! [`Conv2d`] (NHWC input, HWIO kernel) and 2-D pooling ([`max_pool2d`], [`avg_pool2d`]).
+//! Convolutions in channels-last layout ([`Conv1d`] NWC, [`Conv2d`] NHWC, [`ConvTranspose2d`];
+//! kernels `(K.., CI / groups, CO)`) and 2-D pooling ([`max_pool2d`], [`avg_pool2d`]).
 
 use crate::init::{self, Initializer};
 use crate::rngs::Rngs;
 use crate::util::{add, along_last};
 use ferrax_core::ops::linalg::Conv2dOpts;
 use ferrax_core::prim::binary::{binary_bcast, binary_scalar, BinaryOp};
-use ferrax_core::prim::conv::Padding;
+use ferrax_core::prim::conv::{conv, conv_general_dilated, Padding};
 use ferrax_core::prim::pad::pad;
 use ferrax_core::prim::slice::slice;
 use ferrax_core::{Array, Dim, Error, Float, Result, Tensor, C};
@@ -14,7 +15,10 @@ use ferrax_macros::Module;
 /// A 2-D convolution from `CI` to `CO` channels with a `KH x KW` window (Flax's `nnx.Conv`
 /// with NHWC layout): kernel `(KH, KW, CI, CO)` initialized `lecun_normal`, bias zeros.
 /// Stride, padding (`SAME`, `VALID`, explicit) and dilation are run-time options; the
-/// output's spatial dims are named by the caller and checked.
+/// output's spatial dims are named by the caller and checked. Feature groups
+/// (`feature_group_count`) come from the last parameter `CIG`, the kernel's input channels
+/// (default `CI`: a dense convolution): the group count is `CI / CIG`, checked at compile
+/// time (`Conv2d::<8, 8, 3, 3, f32, 1>` is depthwise).
 ///
 /// ```
 /// use ferrax_nn::{Conv2d, Rngs};
@@ -35,9 +39,10 @@ pub struct Conv2d<
     const KH: usize,
     const KW: usize,
     E: Float = f32,
+    const CIG: usize = CI,
 > {
-    /// `(KH, KW, CI, CO)` weights.
-    pub kernel: Tensor<(C<KH>, C<KW>, C<CI>, C<CO>), E>,
+    /// `(KH, KW, CIG, CO)` weights (`CIG = CI / groups`).
+    pub kernel: Tensor<(C<KH>, C<KW>, C<CIG>, C<CO>), E>,
     /// `(CO,)` bias, if any.
     pub bias: Option<Tensor<(C<CO>,), E>>,
     /// Stride, padding, dilation.
@@ -45,8 +50,14 @@ pub struct Conv2d<
     pub opts: Conv2dOpts,
 }
 
-impl<const CI: usize, const CO: usize, const KH: usize, const KW: usize, E: Float>
-    Conv2d<CI, CO, KH, KW, E>
+impl<
+        const CI: usize,
+        const CO: usize,
+        const KH: usize,
+        const KW: usize,
+        E: Float,
+        const CIG: usize,
+    > Conv2d<CI, CO, KH, KW, E, CIG>
 {
     /// Kernel `lecun_normal`, zero bias.
     pub fn new(rngs: &mut Rngs, opts: Conv2dOpts) -> Result<Self> {
@@ -76,6 +87,269 @@ impl<const CI: usize, const CO: usize, const KH: usize, const KW: usize, E: Floa
             Some(b) => Tensor::from_array(add(y.array(), &along_last(b.array(), y.dims())?)?),
             None => Ok(y),
         }
+    }
+}
+
+/// Run-time options of [`Conv1d`]: stride, padding rule, kernel dilation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Conv1dOpts {
+    /// Window stride.
+    pub stride: usize,
+    /// The padding rule (`Explicit` takes one `(low, high)` pair).
+    pub padding: Padding,
+    /// Kernel dilation (1 = none).
+    pub dilation: usize,
+}
+
+impl Default for Conv1dOpts {
+    fn default() -> Self {
+        Conv1dOpts {
+            stride: 1,
+            padding: Padding::Valid,
+            dilation: 1,
+        }
+    }
+}
+
+// A staged function taking a `Conv1d` keys its cache on the options (a static field), so
+// changing them recompiles instead of running a program traced with the old ones.
+ferrax_core::impl_static_arg_via_hash!(Conv1dOpts);
+
+impl Conv1dOpts {
+    /// Stride 1, `SAME` padding, no dilation.
+    pub fn same() -> Self {
+        Conv1dOpts {
+            padding: Padding::Same,
+            ..Self::default()
+        }
+    }
+    /// Stride 1, no padding, no dilation.
+    pub fn valid() -> Self {
+        Self::default()
+    }
+    /// Sets the stride.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+    /// Sets the kernel dilation.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = d;
+        self
+    }
+    /// Sets the padding rule.
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+}
+
+/// Feature groups implied by the channel counts, checked at compile time.
+const fn groups_of(ci: usize, cig: usize, co: usize) -> usize {
+    assert!(
+        cig > 0 && ci.is_multiple_of(cig) && co.is_multiple_of(ci / cig),
+        "conv: the kernel's input channels CIG must divide CI, and the group count CI / CIG must divide CO"
+    );
+    ci / cig
+}
+
+/// A 1-D convolution over `(batch, length, CI)` inputs (NWC) with a `K`-tap kernel
+/// `(K, CIG, CO)` (Flax's `nnx.Conv` with one spatial dim): kernel `lecun_normal`, bias
+/// zeros. Groups as in [`Conv2d`]: `CI / CIG`.
+///
+/// ```
+/// use ferrax_nn::{layers::conv::Conv1dOpts, Conv1d, Rngs};
+/// use ferrax_core::{Tensor, C};
+/// # fn main() -> ferrax_core::Result<()> {
+/// let conv = Conv1d::<2, 4, 3>::new(&mut Rngs::new(0), Conv1dOpts::valid())?;
+/// let y: Tensor<(C<1>, C<8>, C<4>)> = conv.forward(&Tensor::<(C<1>, C<10>, C<2>)>::ones())?;
+/// assert_eq!(y.dims(), &[1, 8, 4]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Module, Clone, Debug)]
+#[module(crate = crate)]
+pub struct Conv1d<
+    const CI: usize,
+    const CO: usize,
+    const K: usize,
+    E: Float = f32,
+    const CIG: usize = CI,
+> {
+    /// `(K, CIG, CO)` weights.
+    pub kernel: Tensor<(C<K>, C<CIG>, C<CO>), E>,
+    /// `(CO,)` bias, if any.
+    pub bias: Option<Tensor<(C<CO>,), E>>,
+    /// Stride, padding, dilation.
+    #[module(static)]
+    pub opts: Conv1dOpts,
+}
+
+impl<const CI: usize, const CO: usize, const K: usize, E: Float, const CIG: usize>
+    Conv1d<CI, CO, K, E, CIG>
+{
+    /// Kernel `lecun_normal`, zero bias.
+    pub fn new(rngs: &mut Rngs, opts: Conv1dOpts) -> Result<Self> {
+        Self::with_init(rngs, opts, &init::lecun_normal(), Some(&init::zeros()))
+    }
+    /// Chosen initializers; `bias_init = None` for no bias.
+    pub fn with_init(
+        rngs: &mut Rngs,
+        opts: Conv1dOpts,
+        kernel_init: &Initializer,
+        bias_init: Option<&Initializer>,
+    ) -> Result<Self> {
+        let kernel = kernel_init.init(&rngs.params()?)?;
+        let bias = match bias_init {
+            Some(b) => Some(b.init(&rngs.params()?)?),
+            None => None,
+        };
+        Ok(Conv1d { kernel, bias, opts })
+    }
+    /// Convolves `x` (NWC); errors if `OL` is not the output length the options give.
+    pub fn forward<B: Dim, const L: usize, const OL: usize>(
+        &self,
+        x: &Tensor<(B, C<L>, C<CI>), E>,
+    ) -> Result<Tensor<(B, C<OL>, C<CO>), E>> {
+        let groups = const { groups_of(CI, CIG, CO) };
+        let o = &self.opts;
+        let y = conv(
+            x.array(),
+            self.kernel.array(),
+            &[o.stride],
+            &o.padding,
+            &[o.dilation],
+            groups,
+        )?;
+        if y.shape()[1] != OL {
+            return Err(Error::shape(
+                "Conv1d",
+                format!(
+                    "input {:?} with kernel {:?} and {o:?} gives output {:?}, but the result type names length {OL}",
+                    x.dims(),
+                    self.kernel.dims(),
+                    y.shape()
+                ),
+            ));
+        }
+        with_bias(y, self.bias.as_ref())
+    }
+}
+
+fn with_bias<S: ferrax_core::Shape, const CO: usize, E: Float>(
+    y: Array,
+    bias: Option<&Tensor<(C<CO>,), E>>,
+) -> Result<Tensor<S, E>> {
+    match bias {
+        Some(b) => Tensor::from_array(add(&y, &along_last(b.array(), y.shape())?)?),
+        None => Tensor::from_array(y),
+    }
+}
+
+/// JAX's `lax.conv_transpose` padding for one spatial dim: `k` is the dilated kernel size.
+fn conv_transpose_pads(k: usize, s: usize, padding: &Padding, d: usize) -> Result<(i64, i64)> {
+    let (k, s) = (k as i64, s as i64);
+    let (len, lo) = match padding {
+        Padding::Same => (k + s - 2, if s > k - 1 { k - 1 } else { (k + s - 1) / 2 }),
+        Padding::Valid => (k + s - 2 + (k - s).max(0), k - 1),
+        Padding::Explicit(p) => {
+            return p.get(d).copied().ok_or_else(|| {
+                Error::invalid(
+                    "ConvTranspose2d",
+                    format!("explicit padding {p:?} needs 2 (low, high) pairs"),
+                )
+            })
+        }
+    };
+    Ok((lo, len - lo))
+}
+
+/// A 2-D transposed convolution (Flax's `nnx.ConvTranspose`, `transpose_kernel=False`):
+/// the input is dilated by the strides (`s - 1` zeros between elements), padded as
+/// `lax.conv_transpose` pads, and convolved with the `(KH, KW, CI, CO)` kernel, so `SAME`
+/// gives `H * s` outputs and `VALID` gives `H * s + max(KH - s, 0)`. It is the primitive's
+/// input (lhs) dilation, the same operation a strided convolution's input gradient uses.
+///
+/// ```
+/// use ferrax_nn::{ConvTranspose2d, Rngs};
+/// use ferrax_core::{ops::linalg::Conv2dOpts, Tensor, C};
+/// # fn main() -> ferrax_core::Result<()> {
+/// let up = ConvTranspose2d::<4, 2, 3, 3>::new(&mut Rngs::new(0), Conv2dOpts::same().stride(2, 2))?;
+/// let y: Tensor<(C<1>, C<8>, C<8>, C<2>)> = up.forward(&Tensor::<(C<1>, C<4>, C<4>, C<4>)>::ones())?;
+/// assert_eq!(y.dims(), &[1, 8, 8, 2]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Module, Clone, Debug)]
+#[module(crate = crate)]
+pub struct ConvTranspose2d<
+    const CI: usize,
+    const CO: usize,
+    const KH: usize,
+    const KW: usize,
+    E: Float = f32,
+> {
+    /// `(KH, KW, CI, CO)` weights.
+    pub kernel: Tensor<(C<KH>, C<KW>, C<CI>, C<CO>), E>,
+    /// `(CO,)` bias, if any.
+    pub bias: Option<Tensor<(C<CO>,), E>>,
+    /// Strides (the input dilation), padding rule, kernel dilation.
+    #[module(static)]
+    pub opts: Conv2dOpts,
+}
+
+impl<const CI: usize, const CO: usize, const KH: usize, const KW: usize, E: Float>
+    ConvTranspose2d<CI, CO, KH, KW, E>
+{
+    /// Kernel `lecun_normal`, zero bias.
+    pub fn new(rngs: &mut Rngs, opts: Conv2dOpts) -> Result<Self> {
+        Self::with_init(rngs, opts, &init::lecun_normal(), Some(&init::zeros()))
+    }
+    /// Chosen initializers; `bias_init = None` for no bias.
+    pub fn with_init(
+        rngs: &mut Rngs,
+        opts: Conv2dOpts,
+        kernel_init: &Initializer,
+        bias_init: Option<&Initializer>,
+    ) -> Result<Self> {
+        let kernel = kernel_init.init(&rngs.params()?)?;
+        let bias = match bias_init {
+            Some(b) => Some(b.init(&rngs.params()?)?),
+            None => None,
+        };
+        Ok(ConvTranspose2d { kernel, bias, opts })
+    }
+    /// Applies the transposed convolution to `x` (NHWC); errors if `OH, OW` are not the
+    /// output size the options give.
+    pub fn forward<B: Dim, const H: usize, const W: usize, const OH: usize, const OW: usize>(
+        &self,
+        x: &Tensor<(B, C<H>, C<W>, C<CI>), E>,
+    ) -> Result<Tensor<(B, C<OH>, C<OW>, C<CO>), E>> {
+        let o = &self.opts;
+        let (s, d) = ([o.stride.0, o.stride.1], [o.dilation.0, o.dilation.1]);
+        if s.contains(&0) || d.contains(&0) {
+            return Err(Error::invalid(
+                "ConvTranspose2d",
+                format!("strides {s:?} and dilation {d:?} must be positive"),
+            ));
+        }
+        let pads = [
+            conv_transpose_pads(KH.saturating_sub(1) * d[0] + 1, s[0], &o.padding, 0)?,
+            conv_transpose_pads(KW.saturating_sub(1) * d[1] + 1, s[1], &o.padding, 1)?,
+        ];
+        let y = conv_general_dilated(x.array(), self.kernel.array(), &[1, 1], &pads, &s, &d, 1)?;
+        if y.shape()[1..3] != [OH, OW] {
+            return Err(Error::shape(
+                "ConvTranspose2d",
+                format!(
+                    "input {:?} with kernel {:?} and {o:?} gives output {:?}, but the result type names spatial dims ({OH}, {OW})",
+                    x.dims(),
+                    self.kernel.dims(),
+                    y.shape()
+                ),
+            ));
+        }
+        with_bias(y, self.bias.as_ref())
     }
 }
 

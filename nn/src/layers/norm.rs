@@ -1,8 +1,10 @@
-//! Normalization layers over the feature (last) axis: [`LayerNorm`], [`RMSNorm`], and
-//! [`BatchNorm`] with running statistics (state, updated in training mode).
+//! Normalization layers over the feature (last) axis: [`LayerNorm`], [`RMSNorm`],
+//! [`GroupNorm`], and [`BatchNorm`] with running statistics (state, updated in training
+//! mode).
 
 use crate::util::{add, add_scalar, along_last, expand, mul, scale, sub, typed, LastDim};
 use ferrax_core::ops::composite::{mean, var};
+use ferrax_core::prim::reshape::reshape;
 use ferrax_core::prim::unary::rsqrt;
 use ferrax_core::{Array, Float, Result, Tensor, C};
 use ferrax_macros::Module;
@@ -103,6 +105,79 @@ impl<const D: usize, E: Float> RMSNorm<D, E> {
     }
 }
 
+/// Group normalization (Flax's `nnx.GroupNorm`: eps 1e-6, scale ones, bias zeros): the `D`
+/// features are split into `G` groups of `D / G` consecutive channels, and each example
+/// (axis 0) is normalized per group over all its other axes and the group's channels, then
+/// scaled and shifted per feature. `G` must divide `D` (checked at compile time).
+///
+/// ```
+/// use ferrax_nn::GroupNorm;
+/// use ferrax_core::{Tensor, C};
+/// let gn = GroupNorm::<4, 2>::new();
+/// let x = Tensor::<(C<1>, C<4>)>::from_vec(vec![1., 3., 10., 20.]).unwrap();
+/// let y = gn.forward(&x).to_vec().unwrap(); // groups [1, 3] and [10, 20]
+/// assert!((y[0] + 1.0).abs() < 1e-5 && (y[3] - 1.0).abs() < 1e-5);
+/// ```
+#[derive(Module, Clone, Debug)]
+#[module(crate = crate)]
+pub struct GroupNorm<const D: usize, const G: usize, E: Float = f32> {
+    /// Multiplier per feature.
+    pub scale: Tensor<(C<D>,), E>,
+    /// Offset per feature.
+    pub bias: Tensor<(C<D>,), E>,
+    /// Added to the variance.
+    #[module(static)]
+    pub epsilon: f64,
+}
+
+impl<const D: usize, const G: usize, E: Float> Default for GroupNorm<D, G, E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const D: usize, const G: usize, E: Float> GroupNorm<D, G, E> {
+    const GROUP_SIZE: usize = {
+        assert!(
+            G > 0 && D.is_multiple_of(G),
+            "GroupNorm: the group count G must divide the features D"
+        );
+        D / G
+    };
+    /// Scale ones, bias zeros, eps 1e-6.
+    pub fn new() -> Self {
+        GroupNorm {
+            scale: Tensor::ones(),
+            bias: Tensor::zeros(),
+            epsilon: 1e-6,
+        }
+    }
+    /// Sets epsilon.
+    pub fn with_epsilon(mut self, eps: f64) -> Self {
+        self.epsilon = eps;
+        self
+    }
+    /// Normalizes each example per group of channels.
+    pub fn forward<S: LastDim<Last = C<D>>>(&self, x: &Tensor<S, E>) -> Tensor<S, E> {
+        typed("GroupNorm", self.apply_array(x.array()))
+    }
+    fn apply_array(&self, x: &Array) -> Result<Array> {
+        let shape = x.shape().to_vec();
+        let mut gs = shape[..shape.len() - 1].to_vec();
+        gs.extend([G, Self::GROUP_SIZE]);
+        let xg = reshape(x, &gs)?;
+        // Every axis but the example axis 0 and the group axis.
+        let r = gs.len();
+        let ax: Vec<usize> = (1..r).filter(|&a| a != r - 2).collect();
+        let m = expand(&mean(&xg, &ax)?, &gs, &ax)?;
+        let v = expand(&var(&xg, &ax, 0)?, &gs, &ax)?;
+        let n = mul(&sub(&xg, &m)?, &rsqrt(&add_scalar(&v, self.epsilon)?)?)?;
+        let n = reshape(&n, &shape)?;
+        let n = mul(&n, &along_last(self.scale.array(), &shape)?)?;
+        add(&n, &along_last(self.bias.array(), &shape)?)
+    }
+}
+
 /// Batch normalization over every axis but the last (Flax's `nnx.BatchNorm`: momentum
 /// 0.99, eps 1e-5). In training mode it normalizes with the batch statistics and updates
 /// the running ones (`ra = momentum ra + (1 - momentum) batch`); in evaluation mode it
@@ -166,6 +241,11 @@ impl<const D: usize, E: Float> BatchNorm<D, E> {
     /// Sets the momentum.
     pub fn with_momentum(mut self, m: f64) -> Self {
         self.momentum = m;
+        self
+    }
+    /// Sets epsilon.
+    pub fn with_epsilon(mut self, eps: f64) -> Self {
+        self.epsilon = eps;
         self
     }
     /// Normalizes; in training mode also updates the running statistics.

@@ -1,7 +1,10 @@
 //! Recurrent cells: [`LSTMCell`] and [`GRUCell`] (Flax's gate equations and initializers:
 //! input kernels `lecun_normal`, recurrent kernels `orthogonal` per gate, biases zeros).
-//! A cell maps `(carry, x_t)` to `(carry', y_t)`; [`LSTMCell::unroll`] /
-//! [`GRUCell::unroll`] run one over a sequence's time axis.
+//! A cell maps `(carry, x_t)` to `(carry', y_t)`. Over a sequence's time axis, `scan`
+//! ([`LSTMCell::scan`], [`GRUCell::scan`], and the [`Rnn`] wrapper, Flax's `nnx.RNN`) runs
+//! the cell as one `scan` primitive whose body is the step, so a traced program holds the
+//! step once whatever `T` is; [`LSTMCell::unroll`] / [`GRUCell::unroll`] repeat it `T`
+//! times instead.
 
 use crate::init::{self, Initializer};
 use crate::layers::linear::linear;
@@ -9,7 +12,9 @@ use crate::rngs::Rngs;
 use crate::util::{add, mul, sub, typed};
 use ferrax_core::prim::concatenate::{concatenate, stack};
 use ferrax_core::prim::reshape::squeeze;
+use ferrax_core::prim::scan::scan;
 use ferrax_core::prim::slice::slice_in_dim;
+use ferrax_core::prim::transpose::transpose;
 use ferrax_core::prim::unary::{logistic, tanh};
 use ferrax_core::{Array, Dim, Float, Result, Tensor, C};
 use ferrax_macros::Module;
@@ -34,6 +39,29 @@ fn stack_time(ys: &[Array]) -> Result<Array> {
 /// The time step `t` of a `(B, T, F)` sequence: `(B, F)`.
 fn step(x: &Array, t: usize) -> Result<Array> {
     squeeze(&slice_in_dim(x, 1, t, t + 1, 1)?, &[1])
+}
+
+/// Runs `step(carry, x_t) -> (carry', y_t)` over the time axis 1 of `xs` `(B, T, F)` as one
+/// `scan` (time-major inside), forwards or from the last step back; the final carry and
+/// the outputs `(B, T, HD)`, indexed by time step in both directions.
+fn scan_time(
+    step: impl Fn(&[Array], &Array) -> Result<(Vec<Array>, Array)>,
+    carry: &[Array],
+    xs: &Array,
+    reverse: bool,
+) -> Result<(Vec<Array>, Array)> {
+    let xt = transpose(xs, &[1, 0, 2])?;
+    let (c, ys) = scan(
+        |c, x| {
+            let (c2, y) = step(c, &x[0])?;
+            Ok((c2, vec![y]))
+        },
+        carry,
+        &[xt],
+        None,
+        reverse,
+    )?;
+    Ok((c, transpose(&ys[0], &[1, 0, 2])?))
 }
 
 /// A long short-term memory cell from `I` inputs to `HD` hidden units. Gates
@@ -123,6 +151,35 @@ impl<const I: usize, const HD: usize, E: Float> LSTMCell<I, HD, E> {
     }
 }
 
+impl<const I: usize, const HD: usize, E: Float> LSTMCell<I, HD, E> {
+    /// Runs the cell over the time axis of `(B, T, I)` from `carry` as one `scan`
+    /// (`reverse`: from the last step back): the final carry and the outputs
+    /// `(B, T, HD)`. Gradients flow to the weights, the carry and the inputs.
+    pub fn scan<B: Dim, const T: usize>(
+        &self,
+        carry: &LstmCarry<B, HD, E>,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+        reverse: bool,
+    ) -> Result<(LstmCarry<B, HD, E>, Tensor<(B, C<T>, C<HD>), E>)> {
+        let (c, ys) = scan_time(
+            |c, x| {
+                let (c2, h2) = self.step_array(&c[0], &c[1], x)?;
+                Ok((vec![c2, h2.clone()], h2))
+            },
+            &[carry.0.array().clone(), carry.1.array().clone()],
+            xs.array(),
+            reverse,
+        )?;
+        let [c, h]: [Array; 2] = c
+            .try_into()
+            .map_err(|_| ferrax_core::Error::invalid("LSTMCell::scan", "expected two carries"))?;
+        Ok((
+            (Tensor::from_array(c)?, Tensor::from_array(h)?),
+            Tensor::from_array(ys)?,
+        ))
+    }
+}
+
 #[track_caller]
 fn typed_pair<B: Dim, const HD: usize, E: Float>(r: Result<(Array, Array)>) -> LstmCarry<B, HD, E> {
     let (a, b) = match r {
@@ -207,5 +264,107 @@ impl<const I: usize, const HD: usize, E: Float> GRUCell<I, HD, E> {
             stack_time(&ys)?
         };
         Ok((Tensor::from_array(h)?, Tensor::from_array(out)?))
+    }
+    /// Runs the cell over the time axis of `(B, T, I)` as one `scan` (`reverse`: from the
+    /// last step back): the final carry and the outputs `(B, T, HD)`.
+    pub fn scan<B: Dim, const T: usize>(
+        &self,
+        h: &Tensor<(B, C<HD>), E>,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+        reverse: bool,
+    ) -> Result<(Tensor<(B, C<HD>), E>, Tensor<(B, C<T>, C<HD>), E>)> {
+        let (c, ys) = scan_time(
+            |c, x| {
+                let h2 = self.step_array(&c[0], x)?;
+                Ok((vec![h2.clone()], h2))
+            },
+            std::slice::from_ref(h.array()),
+            xs.array(),
+            reverse,
+        )?;
+        let h = c
+            .into_iter()
+            .next()
+            .ok_or_else(|| ferrax_core::Error::invalid("GRUCell::scan", "expected one carry"))?;
+        Ok((Tensor::from_array(h)?, Tensor::from_array(ys)?))
+    }
+}
+
+/// A recurrent layer: a cell run over the time axis 1 of `(B, T, F)` inputs with `scan`,
+/// from a zero carry or a given one, optionally in reverse (Flax's `nnx.RNN` with
+/// `time_major=False`).
+///
+/// ```
+/// use ferrax_nn::{LSTMCell, Rngs, Rnn};
+/// use ferrax_core::{Tensor, C};
+/// # fn main() -> ferrax_core::Result<()> {
+/// let rnn = Rnn::new(LSTMCell::<3, 5>::new(&mut Rngs::new(0))?);
+/// let ys = rnn.forward(&Tensor::<(C<2>, C<7>, C<3>)>::ones())?;
+/// assert_eq!(ys.dims(), &[2, 7, 5]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Module, Clone, Debug)]
+#[module(crate = crate)]
+pub struct Rnn<Cell> {
+    /// The step.
+    pub cell: Cell,
+    /// Whether to run from the last time step back.
+    #[module(static)]
+    pub reverse: bool,
+}
+
+impl<Cell> Rnn<Cell> {
+    /// Runs `cell` forwards in time.
+    pub fn new(cell: Cell) -> Self {
+        Rnn {
+            cell,
+            reverse: false,
+        }
+    }
+    /// Runs `cell` from the last time step back (outputs stay indexed by time step).
+    pub fn reversed(cell: Cell) -> Self {
+        Rnn {
+            cell,
+            reverse: true,
+        }
+    }
+}
+
+impl<const I: usize, const HD: usize, E: Float> Rnn<LSTMCell<I, HD, E>> {
+    /// The outputs `(B, T, HD)` from a zero carry.
+    pub fn forward<B: Dim, const T: usize>(
+        &self,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+    ) -> Result<Tensor<(B, C<T>, C<HD>), E>> {
+        let carry = self.cell.initialize_carry(xs.shape().0);
+        Ok(self.cell.scan(&carry, xs, self.reverse)?.1)
+    }
+    /// The final carry and the outputs from `carry`.
+    pub fn forward_with_carry<B: Dim, const T: usize>(
+        &self,
+        carry: &LstmCarry<B, HD, E>,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+    ) -> Result<(LstmCarry<B, HD, E>, Tensor<(B, C<T>, C<HD>), E>)> {
+        self.cell.scan(carry, xs, self.reverse)
+    }
+}
+
+impl<const I: usize, const HD: usize, E: Float> Rnn<GRUCell<I, HD, E>> {
+    /// The outputs `(B, T, HD)` from a zero carry.
+    pub fn forward<B: Dim, const T: usize>(
+        &self,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+    ) -> Result<Tensor<(B, C<T>, C<HD>), E>> {
+        let carry = self.cell.initialize_carry(xs.shape().0);
+        Ok(self.cell.scan(&carry, xs, self.reverse)?.1)
+    }
+    /// The final carry and the outputs from `carry`.
+    pub fn forward_with_carry<B: Dim, const T: usize>(
+        &self,
+        carry: &Tensor<(B, C<HD>), E>,
+        xs: &Tensor<(B, C<T>, C<I>), E>,
+    ) -> Result<(Tensor<(B, C<HD>), E>, Tensor<(B, C<T>, C<HD>), E>)> {
+        self.cell.scan(carry, xs, self.reverse)
     }
 }
