@@ -146,10 +146,17 @@ pub fn adagrad(lr: impl Into<LearningRate>, initial_accumulator_value: f64, eps:
     ])
 }
 
-/// AdaDelta (`rho = 0.9, eps = 1e-6`), with optional weight decay.
-pub fn adadelta(lr: impl Into<LearningRate>, rho: f64, eps: f64, weight_decay: f64) -> Transform {
+/// AdaDelta (`rho = 0.9, eps = 1e-6`), with optional weight decay on the leaves
+/// `weight_decay_mask` selects (all when `None`).
+pub fn adadelta(
+    lr: impl Into<LearningRate>,
+    rho: f64,
+    eps: f64,
+    weight_decay: f64,
+    weight_decay_mask: Option<Mask>,
+) -> Transform {
     chain([
-        add_decayed_weights(weight_decay, None),
+        add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_adadelta(rho, eps),
         scale_by_learning_rate(lr),
     ])

@@ -16,7 +16,9 @@
 //! `Optimizer`: use one staged train-step function per optimizer configuration.
 //!
 //! Losses (`l2_loss`, `huber_loss`, `softmax_cross_entropy`, ...) live here, in [`loss`],
-//! as in Optax.
+//! as in Optax; [`loss::typed`] has them over `Tensor`s with the shapes in the signatures.
+//! Beyond Optax's main namespace: the schedule-free optimizers of `optax.contrib`
+//! ([`schedule_free_adamw`], [`schedule_free_sgd`], [`schedule_free_eval_params`]).
 //!
 //! ```
 //! use ferrax_optim::{adamw, chain, clip_by_global_norm, Optimizer};
@@ -41,6 +43,7 @@ pub mod loss;
 mod num;
 mod optimizer;
 pub mod schedule;
+mod schedule_free;
 mod state;
 mod transform;
 pub mod tree_utils;
@@ -56,5 +59,8 @@ pub use combine::{
 };
 pub use optimizer::Optimizer;
 pub use schedule::Schedule;
+pub use schedule_free::{
+    schedule_free, schedule_free_adamw, schedule_free_eval_params, schedule_free_sgd,
+};
 pub use state::OptState;
 pub use transform::*;

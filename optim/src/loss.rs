@@ -1,7 +1,8 @@
 //! Losses, as in Optax (they live in optim, not nn, so one crate holds what Optax holds).
 //! Each is written once on [`Array`] from ferrax-core ops (so it traces and differentiates
 //! like any composite) and returns per-example values: reduce them with `mean`/`sum`.
-//! Functions over classes reduce the last axis.
+//! Functions over classes reduce the last axis. [`typed`] has the same losses over
+//! [`Tensor`](ferrax_core::Tensor)s, with the output shape in the signature.
 //!
 //! ```
 //! use ferrax_optim::loss::{huber_loss, softmax_cross_entropy_with_integer_labels};
@@ -14,6 +15,9 @@
 //! let h = huber_loss(&Array::from_vec(vec![2], vec![0.5f32, 3.0]).unwrap(), None, 1.0).unwrap();
 //! assert_eq!(h.to_vec::<f32>().unwrap(), vec![0.125, 2.5]);
 //! ```
+
+#[path = "loss_typed.rs"]
+pub mod typed;
 
 use crate::num::{self, konst};
 use ferrax_core::ops::arith::log_sigmoid;

@@ -543,6 +543,22 @@ pub fn warmup_cosine_decay_schedule(
     )
 }
 
+/// `init_value` rising linearly to `peak_value` over `warmup_steps`, then constant (the
+/// warmup of the schedule-free optimizers).
+pub fn warmup_constant_schedule(
+    init_value: f64,
+    peak_value: f64,
+    warmup_steps: i64,
+) -> Result<Schedule> {
+    join_schedules(
+        vec![
+            linear_schedule(init_value, peak_value, warmup_steps, 0),
+            constant_schedule(peak_value),
+        ],
+        &[warmup_steps],
+    )
+}
+
 /// Linear warmup from `init_value` to `peak_value`, then [`exponential_decay`] from the peak.
 pub fn warmup_exponential_decay_schedule(
     init_value: f64,

@@ -215,6 +215,10 @@ pub struct AdamConfig {
     pub eps_root: f64,
     /// Nesterov momentum (NAdam).
     pub nesterov: bool,
+    /// The dtype the first moment is stored in (Optax's `mu_dtype`), e.g. `BF16` to halve
+    /// its memory; `None` keeps the parameters' dtype. Each update computes the moment in
+    /// the wider of this and the gradient's dtype and rounds it only for storage.
+    pub mu_dtype: Option<DType>,
 }
 
 impl Default for AdamConfig {
@@ -225,16 +229,48 @@ impl Default for AdamConfig {
             eps: 1e-8,
             eps_root: 0.0,
             nesterov: false,
+            mu_dtype: None,
         }
     }
 }
 
+/// The dtype JAX promotes two float dtypes to: the wider one, and f32 for bf16 with f16.
+fn promote_float(a: DType, b: DType) -> DType {
+    match (a, b) {
+        _ if a == b => a,
+        (DType::F64, _) | (_, DType::F64) => DType::F64,
+        _ => DType::F32,
+    }
+}
+
 fn moments_state(p: &[Array]) -> OptState {
+    moments_state_mu(p, None)
+}
+
+fn moments_state_mu(p: &[Array], mu_dtype: Option<DType>) -> OptState {
+    let mu = match mu_dtype {
+        None => zeros_like_all(p),
+        Some(dt) => OptState::Leaves(p.iter().map(|x| Array::zeros(x.shape(), dt)).collect()),
+    };
     OptState::node(vec![
         ("count", count_state()),
-        ("mu", zeros_like_all(p)),
+        ("mu", mu),
         ("nu", zeros_like_all(p)),
     ])
+}
+
+/// Adam's first-moment update when `m` may be stored in another dtype than `g`: as in
+/// Optax, `decay * m` is computed in `m`'s dtype (a Python float meeting an array), then
+/// both terms meet in the promoted dtype.
+fn update_first_moment(g: &Array, m: &Array, decay: f64) -> Result<Array> {
+    if g.dtype() == m.dtype() {
+        return num::update_moment(g, m, decay, 1);
+    }
+    let dt = promote_float(g.dtype(), m.dtype());
+    num::add(
+        &cast(&num::mulc(g, 1.0 - decay)?, dt)?,
+        &cast(&num::mulc(m, decay)?, dt)?,
+    )
 }
 
 /// Adam's rescaling: bias-corrected first moment over the root of the second.
@@ -246,16 +282,25 @@ pub fn scale_by_adam(cfg: AdamConfig) -> Transform {
         eps,
         eps_root,
         nesterov,
+        mu_dtype,
     } = cfg;
     Transform::from_fns(
         OP,
-        |p, _| Ok(moments_state(p)),
+        move |p, _| {
+            if let Some(dt) = mu_dtype.filter(|d| !d.is_float()) {
+                return Err(Error::dtype(
+                    OP,
+                    format!("mu_dtype must be a float dtype, got {dt}"),
+                ));
+            }
+            Ok(moments_state_mu(p, mu_dtype))
+        },
         move |u, st, _| {
             num::check_float(OP, &u)?;
             let count = st.array(OP, "count")?;
             let mu = st.per_param(OP, "mu", u.len())?;
             let nu = st.per_param(OP, "nu", u.len())?;
-            let mu = zip2(&u, &mu, |g, m| num::update_moment(g, m, b1, 1))?;
+            let mu = zip2(&u, &mu, |g, m| update_first_moment(g, m, b1))?;
             let nu = zip2(&u, &nu, |g, v| num::update_moment(g, v, b2, 2))?;
             let c = num::safe_increment(&count)?;
             let mu_hat = if nesterov {
@@ -263,7 +308,10 @@ pub fn scale_by_adam(cfg: AdamConfig) -> Transform {
                 let a = map1(&mu, |m| num::bias_correction(m, b1, &c2))?;
                 let b = map1(&u, |g| num::bias_correction(g, b1, &c))?;
                 zip2(&a, &b, |m, g| {
-                    num::add(&num::mulc(m, b1)?, &num::mulc(g, 1.0 - b1)?)
+                    num::add(
+                        &num::mulc(m, b1)?,
+                        &cast(&num::mulc(g, 1.0 - b1)?, m.dtype())?,
+                    )
                 })?
             } else {
                 map1(&mu, |m| num::bias_correction(m, b1, &c))?
@@ -272,13 +320,23 @@ pub fn scale_by_adam(cfg: AdamConfig) -> Transform {
                 .iter()
                 .zip(&nu)
                 .map(|(m, v)| {
-                    let v_hat = num::bias_correction(v, b2, &c)?;
-                    num::div(
-                        m,
-                        &num::addc(&num::sqrt(&num::addc(&v_hat, eps_root)?)?, eps)?,
-                    )
+                    let mut v_hat = num::bias_correction(v, b2, &c)?;
+                    // `+ 0.0` is exact here (v_hat >= 0) and would cost a pass in a jitted
+                    // step: the constant is a program input, so it is not folded away.
+                    if eps_root != 0.0 {
+                        v_hat = num::addc(&v_hat, eps_root)?;
+                    }
+                    let den = num::addc(&num::sqrt(&v_hat)?, eps)?;
+                    num::div(m, &cast(&den, m.dtype())?)
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // Updates keep the gradients' dtype (a wider mu_dtype would otherwise widen
+            // them, which a typed gradient tree cannot hold); mu is rounded for storage.
+            let out = zip2(&out, &u, |o, g| cast(o, g.dtype()))?;
+            let mu = match mu_dtype {
+                Some(dt) => map1(&mu, |m| cast(m, dt))?,
+                None => mu,
+            };
             *st = OptState::node(vec![
                 ("count", OptState::Leaf(c)),
                 ("mu", OptState::Leaves(mu)),

@@ -310,3 +310,105 @@ fn tree_helpers_and_losses() {
     let lse = |a: f32, b: f32| (a.exp() + b.exp()).ln();
     assert!((onehot[0] - (lse(0.0, 1.0) - 1.0)).abs() < 1e-6);
 }
+
+/// Every named optimizer, with small hyperparameters.
+fn all_optimizers() -> Vec<(&'static str, Transform)> {
+    vec![
+        ("sgd", sgd(0.1)),
+        ("sgd_momentum", sgd_with(0.1, Some(0.9), false)),
+        ("sgd_nesterov", sgd_with(0.1, Some(0.9), true)),
+        ("noisy_sgd", noisy_sgd(0.1, 0.01, 0.55, 3)),
+        ("adam", adam(0.01)),
+        (
+            "adam_mu_bf16",
+            adam_with(
+                0.01,
+                AdamConfig {
+                    mu_dtype: Some(DType::BF16),
+                    ..AdamConfig::default()
+                },
+            ),
+        ),
+        ("adamw", adamw(0.01, 1e-2, None)),
+        ("nadam", nadam(0.01)),
+        ("adamax", adamax(0.01, 0.9, 0.999, 1e-8)),
+        ("amsgrad", amsgrad(0.01, 0.9, 0.999, 1e-8, 0.0)),
+        ("radam", radam(0.01, 0.9, 0.999, 1e-8, 0.0, 5.0)),
+        ("adabelief", adabelief(0.01, 0.9, 0.999, 1e-16, 1e-16)),
+        ("yogi", yogi(0.01, 0.9, 0.999, 1e-3)),
+        ("adagrad", adagrad(0.1, 0.1, 1e-7)),
+        ("adadelta", adadelta(1.0, 0.9, 1e-6, 1e-3, None)),
+        (
+            "rmsprop",
+            rmsprop(0.01, RmsConfig::default(), false, None, false),
+        ),
+        (
+            "rmsprop_centered",
+            rmsprop(0.01, RmsConfig::default(), true, Some(0.9), true),
+        ),
+        ("lamb", lamb(0.01, lamb_config(), 1e-2, None)),
+        ("lars", lars(1.0, 1e-4, None, 1e-3, 0.0, None, 0.9, false)),
+        ("lion", lion(0.01, 0.9, 0.99, 1e-3, None)),
+        (
+            "adafactor",
+            adafactor(
+                Some(0.01.into()),
+                AdafactorConfig {
+                    min_dim_size_to_factor: 2,
+                    momentum: Some(0.9),
+                    weight_decay_rate: Some(1e-3),
+                    ..AdafactorConfig::default()
+                },
+            ),
+        ),
+        ("novograd", novograd(0.01, 0.9, 0.25, 1e-6, 0.0, 1e-3)),
+        ("sm3", sm3(0.1, 0.9)),
+        ("fromage", fromage(0.01, 1e-6)),
+        (
+            "schedule_free_sgd",
+            schedule_free_sgd(0.1, Some(2), 0.9, Some(1e-3)).unwrap(),
+        ),
+        (
+            "schedule_free_adamw",
+            schedule_free_adamw(0.01, None, 0.9, 0.999, 1e-8, 1e-3).unwrap(),
+        ),
+    ]
+}
+
+#[test]
+fn every_optimizer_preserves_dtype_and_state_shapes() {
+    for dt in [DType::F32, DType::F64, DType::BF16] {
+        let mk = |shape: &[usize], f: fn(usize) -> f64| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f64> = (0..n).map(f).collect();
+            ferrax_core::prim::convert::convert(&Array::from_vec(shape.to_vec(), v).unwrap(), dt)
+                .unwrap()
+        };
+        let p0 = (
+            mk(&[4, 3], |i| (i as f64 * 0.7).sin()),
+            mk(&[3], |i| 0.5 - i as f64),
+        );
+        let g = (
+            mk(&[4, 3], |i| (i as f64 * 1.3).cos()),
+            mk(&[3], |i| 0.25 * i as f64 - 0.3),
+        );
+        for (name, tx) in all_optimizers() {
+            let mut opt = Optimizer::new(&p0, tx).unwrap();
+            let before = tree::avals_with_paths(opt.state());
+            let mut p = p0.clone();
+            for k in 0..3 {
+                opt.update(&mut p, &g).unwrap();
+                assert_eq!(
+                    tree::avals_with_paths(opt.state()),
+                    before,
+                    "{name} {dt}: state avals changed at step {k}"
+                );
+            }
+            for (a, b) in tree::leaves(&p).iter().zip(tree::leaves(&p0)) {
+                assert_eq!(a.dtype(), dt, "{name}: parameter dtype");
+                assert_eq!(a.shape(), b.shape());
+                assert!(!a.bit_eq(&b), "{name} {dt}: parameters did not move");
+            }
+        }
+    }
+}

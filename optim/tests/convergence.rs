@@ -197,6 +197,23 @@ fn optimizers(rosen: bool) -> Vec<(&'static str, Transform, usize)> {
             if q { 300 } else { 6000 },
         ),
         ("fromage", fromage(0.01, 1e-6), if q { 8000 } else { 6000 }),
+        // Schedule-free SGD is plain SGD on z: its rate must stay under 2 / 1000 (the
+        // curvature at Rosenbrock's minimum), and a smaller b1 follows z more closely.
+        (
+            "schedule_free_sgd",
+            if q {
+                schedule_free_sgd(0.5, None, 0.9, None)
+            } else {
+                schedule_free_sgd(1.8e-3, None, 0.7, None)
+            }
+            .unwrap(),
+            if q { 300 } else { 20000 },
+        ),
+        (
+            "schedule_free_adamw",
+            schedule_free_adamw(if q { 0.3 } else { 0.02 }, None, 0.9, 0.999, 1e-8, 0.0).unwrap(),
+            if q { 300 } else { 6000 },
+        ),
     ]
 }
 
@@ -235,7 +252,7 @@ fn run(tx: &Transform, start: Vec<f64>, steps: usize, grad: fn(&[f64]) -> Vec<f6
 fn every_optimizer_converges_on_a_quadratic() {
     let mut bad = Vec::new();
     let mut all = optimizers(false);
-    all.push(("adadelta", adadelta(1.0, 0.9, 1e-4, 0.0), 1000));
+    all.push(("adadelta", adadelta(1.0, 0.9, 1e-4, 0.0, None), 1000));
     for (name, tx, steps) in all {
         let p = run(&tx, vec![0.0; 4], steps, quad_grad);
         let err = p
@@ -255,10 +272,25 @@ fn every_optimizer_converges_on_a_quadratic() {
 #[test]
 fn every_optimizer_converges_on_rosenbrock() {
     let mut bad = Vec::new();
-    // AdaDelta is left out here: from (-1, 1) it stalls short of the minimum in every
-    // configuration tried (lr 0.5-3, rho 0.9-0.9999, eps 1e-5-1e-3, up to 30k steps). It is
-    // checked on the quadratic.
-    for (name, tx, steps) in optimizers(true) {
+    let mut all = optimizers(true);
+    // AdaDelta with a constant learning rate does not settle on Rosenbrock: as the
+    // accumulators shrink its step tends to `lr * g` (plain gradient descent), which is
+    // unstable in the valley's stiff direction (curvature ~1000 at the minimum) for any lr
+    // above ~2e-3, so it ends up hovering at a fixed distance from (1, 1). Halving the
+    // learning rate every 1000 steps (Optax's defaults otherwise: rho 0.9, eps 1e-6)
+    // damps that oscillation; a float64 replay of Optax's update is within 1.1e-2 after 4000 steps.
+    all.push((
+        "adadelta",
+        adadelta(
+            exponential_decay(1.0, 1000, 0.5, 0, false, None),
+            0.9,
+            1e-6,
+            0.0,
+            None,
+        ),
+        4000,
+    ));
+    for (name, tx, steps) in all {
         let p = run(&tx, vec![-1.0, 1.0], steps, rosen_grad);
         let err = (p[0] - 1.0).abs().max((p[1] - 1.0).abs());
         if err.is_nan() || err >= 3e-2 {
