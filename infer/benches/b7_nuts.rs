@@ -1,7 +1,8 @@
 //! B7: NUTS throughput as minimum bulk ESS per second, on (a) logistic regression with
 //! N = 1000, D = 25 (tests/reference/logreg_data.json) and (b) eight schools,
 //! non-centered (data from tests/reference/posteriors.json). Each run is 4 chains x
-//! (1000 warmup + 1000 draws), chains in parallel threads.
+//! (1000 warmup + 1000 draws), chains in parallel threads; the `*_vectorized` entries run
+//! the same chains with `ChainMethod::Vectorized` (one vmapped potential for all chains).
 //!
 //! Before the criterion timing, one run of each model prints its wall time, the minimum
 //! bulk ESS over every latent element, and their ratio (the B7 number). Criterion then
@@ -15,7 +16,7 @@ use ferrax_infer::diagnostics::ess_bulk;
 use ferrax_infer::dist::{Bernoulli, DistExt, HalfCauchy, Normal};
 use ferrax_infer::handlers::{deterministic, plate, sample};
 use ferrax_infer::math::ArrayMath;
-use ferrax_infer::mcmc::{Kernel, Mcmc};
+use ferrax_infer::mcmc::{ChainMethod, Kernel, Mcmc};
 use ferrax_infer::potential::Potential;
 use std::time::{Duration, Instant};
 
@@ -123,6 +124,14 @@ fn run_once(
     model: &(impl Fn() -> ferrax_infer::Result<()> + Sync),
     seed: u64,
 ) -> (Duration, f64, usize) {
+    run_with(model, seed, ChainMethod::Parallel)
+}
+
+fn run_with(
+    model: &(impl Fn() -> ferrax_infer::Result<()> + Sync),
+    seed: u64,
+    method: ChainMethod,
+) -> (Duration, f64, usize) {
     let latent: Vec<String> = Potential::new(model, &Key::new(0))
         .expect("potential")
         .sites()
@@ -132,6 +141,7 @@ fn run_once(
     let t = Instant::now();
     let run = Mcmc::new(Kernel::nuts(), WARMUP, DRAWS)
         .num_chains(CHAINS)
+        .chain_method(method)
         .run(&Key::new(seed), model)
         .expect("mcmc");
     let wall = t.elapsed();
@@ -175,6 +185,20 @@ fn b7(c: &mut Criterion) {
         b.iter(|| {
             seed += 1;
             run_once(&es, seed)
+        })
+    });
+    g.bench_function("logreg_4x(1000+1000)_vectorized", |b| {
+        let mut seed = 300;
+        b.iter(|| {
+            seed += 1;
+            run_with(&lr, seed, ChainMethod::Vectorized)
+        })
+    });
+    g.bench_function("eight_schools_4x(1000+1000)_vectorized", |b| {
+        let mut seed = 400;
+        b.iter(|| {
+            seed += 1;
+            run_with(&es, seed, ChainMethod::Vectorized)
         })
     });
     g.finish();

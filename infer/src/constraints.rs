@@ -16,6 +16,8 @@ pub enum Constraint {
     Positive,
     /// `x > lower`.
     GreaterThan(Array),
+    /// Reals below the bound.
+    LessThan(Array),
     /// `lower < x < upper`.
     Interval(Array, Array),
     /// `0 < x < 1`.
@@ -70,6 +72,7 @@ impl Constraint {
             Constraint::RealVector => "real_vector",
             Constraint::Positive => "positive",
             Constraint::GreaterThan(_) => "greater_than",
+            Constraint::LessThan(_) => "less_than",
             Constraint::Interval(..) => "interval",
             Constraint::UnitInterval => "unit_interval",
             Constraint::Boolean => "boolean",

@@ -1,6 +1,8 @@
 //! Variational guides for [`Svi`](crate::svi::Svi): the [`Guide`] trait, any closure as a
 //! hand-written guide, and NumPyro's automatic guides [`AutoNormal`] (mean-field normal in
-//! unconstrained space) and [`AutoDelta`] (a point estimate: MAP).
+//! unconstrained space) and [`AutoDelta`] (a point estimate: MAP), and the joint guides
+//! over the packed latent vector ([`AutoDiagonalNormal`], [`AutoMultivariateNormal`],
+//! [`AutoLowRankMultivariateNormal`], [`AutoLaplaceApproximation`]).
 //!
 //! A guide is a program like a model: it calls [`sample`] for every latent site of the
 //! model (same names) and [`param`] for its learnable parameters. Automatic guides read the
@@ -43,6 +45,11 @@ use ferrax_core::random::Key;
 use ferrax_core::{Array, DType};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+pub use crate::guides_joint::{
+    AutoDiagonalNormal, AutoLaplaceApproximation, AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal,
+};
 
 /// A variational distribution over a model's latent sites.
 pub trait Guide {
@@ -93,7 +100,7 @@ pub struct AutoSite {
 /// `(-radius, radius)` of unconstrained space (NumPyro's `init_to_uniform`, radius 2): a
 /// prior draw can be far in the tails (a HalfCauchy scale of 1e4) and make the first
 /// steps of optimization useless.
-fn auto_sites(model_trace: &Trace, key: &Key, radius: f64) -> Result<Vec<AutoSite>> {
+pub(crate) fn auto_sites(model_trace: &Trace, key: &Key, radius: f64) -> Result<Vec<AutoSite>> {
     let mut out = Vec::new();
     let latent: Vec<_> = model_trace
         .sites()

@@ -10,8 +10,13 @@
 //!   `block`, `replay`, `scale`, `mask`) change what those calls do.
 //! - [`potential`]: the model's unconstrained log density and gradient, traced once and
 //!   compiled.
-//! - [`mcmc`]: HMC and NUTS with Stan-style warmup, chains in parallel threads.
+//! - [`mcmc`]: HMC and NUTS (diagonal or dense mass matrix) with Stan-style warmup,
+//!   chains in parallel threads or vectorized (one vmapped compiled potential for all).
 //! - [`diagnostics`]: split R-hat, ESS (bulk/tail), MCSE, HPDI, summary table.
+//! - [`svi`] and [`guides`]: Trace_ELBO / TraceMeanField_ELBO, staged and compiled once,
+//!   with AutoNormal, AutoDiagonalNormal, AutoMultivariateNormal,
+//!   AutoLowRankMultivariateNormal, AutoDelta and AutoLaplaceApproximation guides.
+//! - [`predictive`]: prior and posterior predictive draws.
 //!
 //! ```
 //! use ferrax_core::{random::Key, Array};
@@ -44,6 +49,7 @@ pub mod diagnostics;
 pub mod dist;
 mod error;
 pub mod guides;
+mod guides_joint;
 pub mod handlers;
 pub mod math;
 pub mod mcmc;

@@ -35,6 +35,7 @@ pub struct LatentSite {
 /// A model's compiled potential energy and gradient over a flat `f64` vector.
 pub struct Potential {
     sites: Vec<LatentSite>,
+    joint: ferrax_core::ir::Program,
     grad_exe: Executable,
     constrain_exe: Executable,
     out_names: Vec<(String, Vec<usize>)>,
@@ -174,6 +175,7 @@ impl Potential {
         let constrain_exe = Executable::compile(&cprog)?;
         Ok(Potential {
             sites,
+            joint,
             grad_exe,
             constrain_exe,
             out_names,
@@ -265,6 +267,40 @@ impl Potential {
         Ok((pe, g))
     }
 
+    /// The potential and gradient mapped over `num_chains` points at once: the traced
+    /// value-and-gradient program batched by `ferrax_core::vmap::batch_emit` (vmap over a
+    /// leading chain axis) and compiled once.
+    pub fn batched(&self, num_chains: usize) -> Result<BatchedPotential> {
+        let avals: Vec<AVal> = self
+            .sites
+            .iter()
+            .map(|s| {
+                let mut sh = vec![num_chains];
+                sh.extend_from_slice(&s.unconstrained_shape);
+                AVal::new(sh, s.dtype)
+            })
+            .collect();
+        let n = self.sites.len();
+        let joint = &self.joint;
+        let prog = trace_with(&avals, |us| {
+            let mut args = us.to_vec();
+            args.push(Array::scalar(1.0f64));
+            let mut dims = vec![Some(0); n];
+            dims.push(None);
+            let (outs, out_dims) = ferrax_core::vmap::batch_emit(joint, &args, &dims)?;
+            outs.into_iter()
+                .zip(out_dims)
+                .map(|(o, d)| Ok(ferrax_core::vmap::finish_output(o, d, Some(0), num_chains)?))
+                .collect()
+        })?;
+        Ok(BatchedPotential {
+            exe: Executable::compile(&prog)?,
+            sites: self.sites.clone(),
+            num_chains,
+            dim: self.dim,
+        })
+    }
+
     /// Constrained latent values and deterministic sites at `z`, flattened, in
     /// [`Potential::output_sites`] order.
     pub fn constrain(&self, z: &[f64]) -> Result<Vec<Vec<f64>>> {
@@ -290,5 +326,68 @@ impl Potential {
             z[s.offset..s.offset + s.size].copy_from_slice(&u);
         }
         Ok(z)
+    }
+}
+
+/// A potential and gradient evaluated for a batch of chains in one run of one compiled
+/// (vmapped) program; see [`Potential::batched`].
+pub struct BatchedPotential {
+    exe: Executable,
+    sites: Vec<LatentSite>,
+    num_chains: usize,
+    dim: usize,
+}
+
+impl std::fmt::Debug for BatchedPotential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchedPotential")
+            .field("num_chains", &self.num_chains)
+            .field("dim", &self.dim)
+            .finish()
+    }
+}
+
+impl BatchedPotential {
+    /// Number of points per evaluation.
+    pub fn num_chains(&self) -> usize {
+        self.num_chains
+    }
+    /// Potential energies and gradients at `zs` (exactly `num_chains` points).
+    pub fn value_and_grad(&self, zs: &[&[f64]]) -> Result<Vec<(f64, Vec<f64>)>> {
+        let c = self.num_chains;
+        if zs.len() != c || zs.iter().any(|z| z.len() != self.dim) {
+            return Err(Error::invalid(
+                "potential",
+                format!(
+                    "expected {c} points of {} unconstrained values each",
+                    self.dim
+                ),
+            ));
+        }
+        let mut args = Vec::with_capacity(self.sites.len());
+        for s in &self.sites {
+            let mut data = Vec::with_capacity(c * s.size);
+            for z in zs {
+                data.extend_from_slice(&z[s.offset..s.offset + s.size]);
+            }
+            let mut sh = vec![c];
+            sh.extend_from_slice(&s.unconstrained_shape);
+            args.push(Array::from_vec(sh, data)?.cast(s.dtype)?);
+        }
+        let outs = self.exe.run_owned(args)?;
+        let pe = to_f64(&outs[0])?;
+        let grads: Vec<Vec<f64>> = outs[1..]
+            .iter()
+            .map(to_f64)
+            .collect::<ferrax_core::Result<_>>()?;
+        Ok((0..c)
+            .map(|i| {
+                let mut g = Vec::with_capacity(self.dim);
+                for (s, gs) in self.sites.iter().zip(&grads) {
+                    g.extend_from_slice(&gs[i * s.size..(i + 1) * s.size]);
+                }
+                (pe[i], g)
+            })
+            .collect())
     }
 }

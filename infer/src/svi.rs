@@ -50,6 +50,7 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug)]
 pub struct TraceElbo {
     num_particles: usize,
+    mean_field: bool,
 }
 
 impl Default for TraceElbo {
@@ -63,7 +64,24 @@ impl TraceElbo {
     pub fn new(num_particles: usize) -> TraceElbo {
         TraceElbo {
             num_particles: num_particles.max(1),
+            mean_field: false,
         }
+    }
+    /// NumPyro's `TraceMeanField_ELBO`: as [`TraceElbo::new`], but a latent site whose
+    /// model and guide distributions are both Normal (e.g. `AutoNormal` on a real site
+    /// with a Normal prior) contributes `-KL(q || p)` in closed form instead of the
+    /// single-sample estimate `log p(z) - log q(z)` (the same expectation; usually, not
+    /// always, a lower variance).
+    /// Valid when the guide's sites are independent of each other (mean field).
+    pub fn mean_field(num_particles: usize) -> TraceElbo {
+        TraceElbo {
+            num_particles: num_particles.max(1),
+            mean_field: true,
+        }
+    }
+    /// Whether this is the mean-field variant.
+    pub fn is_mean_field(&self) -> bool {
+        self.mean_field
     }
     /// Number of particles per estimate.
     pub fn num_particles(&self) -> usize {
@@ -95,10 +113,13 @@ impl TraceElbo {
                     ));
                 }
             }
-            let elbo = mtr
-                .log_prob_sum()?
-                .cast(DType::F64)?
-                .sub(&gtr.log_prob_sum()?.cast(DType::F64)?)?;
+            let elbo = if self.mean_field {
+                mean_field_elbo(&mtr, &gtr)?
+            } else {
+                mtr.log_prob_sum()?
+                    .cast(DType::F64)?
+                    .sub(&gtr.log_prob_sum()?.cast(DType::F64)?)?
+            };
             total = Some(match total {
                 None => elbo,
                 Some(t) => t.add(&elbo)?,
@@ -111,6 +132,74 @@ impl TraceElbo {
 
 /// The optimizer's view of the parameters: unconstrained leaves in a fixed order, the map
 /// onto each parameter's set, and the optimizer state.
+/// `KL(N(mq, sq) || N(mp, sp))` elementwise.
+fn kl_normal(mq: &Array, sq: &Array, mp: &Array, sp: &Array) -> Result<Array> {
+    let r = sq.div(sp)?;
+    let d = mq.sub(mp)?.div(sp)?;
+    Ok(r.square()?
+        .add(&d.square()?)?
+        .addc(-1.0)?
+        .mulc(0.5)?
+        .sub(&r.log()?)?)
+}
+
+/// One particle of `TraceMeanField_ELBO`: closed-form `-KL` for latent sites that are
+/// Normal in both traces (same scale, no mask), sampled terms for everything else.
+fn mean_field_elbo(mtr: &crate::handlers::Trace, gtr: &crate::handlers::Trace) -> Result<Array> {
+    let mut acc = Array::scalar(0.0f64);
+    let mut analytic: Vec<&str> = Vec::new();
+    for s in mtr.sites() {
+        if s.kind != SiteKind::Sample || s.is_observed || s.mask.is_some() {
+            continue;
+        }
+        let Some(g) = gtr.get(&s.name) else { continue };
+        if g.mask.is_some() || g.scale != s.scale {
+            continue;
+        }
+        let (Some(pd), Some(qd)) = (&s.dist, &g.dist) else {
+            continue;
+        };
+        let (Some((mp, sp)), Some((mq, sq))) = (pd.as_normal(), qd.as_normal()) else {
+            continue;
+        };
+        let kl = kl_normal(
+            &mq.cast(DType::F64)?,
+            &sq.cast(DType::F64)?,
+            &mp.cast(DType::F64)?,
+            &sp.cast(DType::F64)?,
+        )?
+        .sum_all()?;
+        // A KL over fewer elements than the value (parameters broadcast later) would
+        // undercount; only use it when the shapes agree.
+        let n_kl: usize = crate::math::bshape("kl", mq.shape(), mp.shape())?
+            .iter()
+            .product();
+        let n_val: usize = s.value.as_ref().map_or(0, |v| v.shape().iter().product());
+        if n_kl != n_val {
+            continue;
+        }
+        acc = acc.sub(&kl.mulc(s.scale)?)?;
+        analytic.push(&s.name);
+    }
+    for s in mtr.sites() {
+        if analytic.contains(&s.name.as_str()) {
+            continue;
+        }
+        if let Some(lp) = s.log_prob_sum()? {
+            acc = acc.add(&lp.cast(DType::F64)?)?;
+        }
+    }
+    for s in gtr.sites() {
+        if analytic.contains(&s.name.as_str()) {
+            continue;
+        }
+        if let Some(lp) = s.log_prob_sum()? {
+            acc = acc.sub(&lp.cast(DType::F64)?)?;
+        }
+    }
+    Ok(acc)
+}
+
 #[derive(Clone, Debug)]
 pub struct SviState {
     names: Vec<String>,
@@ -170,6 +259,20 @@ pub struct Svi<M, G> {
     guide: G,
     optim: ferrax_optim::Transform,
     loss: TraceElbo,
+    jit: bool,
+    /// The staged loss-and-gradient program, built on the first update: `Ok` once
+    /// compiled, `Err(reason)` when the model or guide cannot be traced (then every step
+    /// differentiates eagerly).
+    compiled: std::sync::OnceLock<std::result::Result<CompiledElbo, String>>,
+    compiles: std::sync::atomic::AtomicUsize,
+}
+
+/// The ELBO and its gradient with respect to the unconstrained parameters, traced once as
+/// a function of `(params..., key)` and compiled: a step then runs only the compiled
+/// arithmetic (no retracing of the model and guide).
+struct CompiledElbo {
+    exe: ferrax_core::exec::Executable,
+    avals: Vec<ferrax_core::AVal>,
 }
 
 impl<M, G: std::fmt::Debug> std::fmt::Debug for Svi<M, G> {
@@ -178,6 +281,7 @@ impl<M, G: std::fmt::Debug> std::fmt::Debug for Svi<M, G> {
             .field("guide", &self.guide)
             .field("optim", &self.optim)
             .field("loss", &self.loss)
+            .field("jit", &self.jit)
             .finish()
     }
 }
@@ -194,7 +298,99 @@ where
             guide,
             optim,
             loss,
+            jit: true,
+            compiled: std::sync::OnceLock::new(),
+            compiles: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+    /// Stage the loss and gradient into one compiled program (default `true`). With
+    /// `false`, every step traces and differentiates the model and guide eagerly.
+    pub fn jit(mut self, on: bool) -> Self {
+        self.jit = on;
+        self
+    }
+    /// How many times the loss and gradient were traced and compiled (once per
+    /// [`Svi::init`] / [`Svi::run`], on the first update).
+    pub fn num_compiles(&self) -> usize {
+        self.compiles.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Why the staged path is not used, when tracing the model or guide failed (then
+    /// steps run eagerly); `None` when compiled or not yet attempted.
+    pub fn jit_fallback_reason(&self) -> Option<&str> {
+        match self.compiled.get() {
+            Some(Err(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn compile(&self, state: &SviState) -> Result<CompiledElbo> {
+        self.compiles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut avals: Vec<ferrax_core::AVal> =
+            state.raw.iter().map(|r| r.aval().clone()).collect();
+        avals.push(ferrax_core::AVal::new(vec![2], DType::U32));
+        let n = state.raw.len();
+        let mut err = None;
+        let r = ferrax_core::trace::trace_fn(&avals, |xs| {
+            let out = Key::from_array(xs[n].clone())
+                .map_err(Error::from)
+                .and_then(|key| {
+                    let p = constrain(&state.names, &state.transforms, &xs[..n])?;
+                    self.loss.loss(&key, &p, &self.model, &self.guide)
+                });
+            match out {
+                Ok(l) => Ok(vec![l]),
+                Err(e) => {
+                    err = Some(e);
+                    Err(ferrax_core::Error::invalid(
+                        "svi",
+                        "the ELBO failed while being traced",
+                    ))
+                }
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let (prog, captured) = r?;
+        if !captured.is_empty() {
+            return Err(Error::invalid(
+                "svi",
+                "the model or guide captured a traced value from an enclosing trace",
+            ));
+        }
+        let mut wrt = vec![true; n];
+        wrt.push(false);
+        let joint = ferrax_core::ad::vjp_program(&prog, &wrt)?;
+        Ok(CompiledElbo {
+            exe: ferrax_core::exec::Executable::compile(&joint)?,
+            avals,
+        })
+    }
+
+    fn loss_and_grad_compiled(
+        &self,
+        c: &CompiledElbo,
+        state: &mut SviState,
+    ) -> Result<(f64, Vec<Array>)> {
+        let (next, sub) = state.key.split2()?;
+        state.key = next;
+        let n = state.raw.len();
+        for (r, a) in state.raw.iter().zip(&c.avals) {
+            if r.shape() != a.shape.as_slice() || r.dtype() != a.dtype {
+                return Err(Error::invalid(
+                    "svi",
+                    "a parameter changed shape or dtype after the ELBO was compiled",
+                ));
+            }
+        }
+        let mut args = state.raw.clone();
+        args.push(sub.array().clone());
+        args.push(Array::scalar(1.0f64));
+        let mut outs = c.exe.run_owned(args)?;
+        let l = to_f64(&outs[0])?.first().copied().unwrap_or(f64::NAN);
+        let grads: Vec<Array> = outs.drain(1..1 + n).collect();
+        Ok((l, grads))
     }
     /// The guide (set up after [`Svi::init`]).
     pub fn guide(&self) -> &G {
@@ -209,6 +405,8 @@ where
     /// every `param` site and its initial value; returns the optimizer's starting state.
     pub fn init(&mut self, key: &Key) -> Result<SviState> {
         let ks = key.split(4)?;
+        // The guide is set up again, so a program staged for the previous setup is stale.
+        self.compiled = std::sync::OnceLock::new();
         let (_, proto) = trace(|| seed(ks[0].clone(), &self.model))?;
         self.guide.setup(&proto, &ks[1])?;
         let (_, gtr) = trace(|| seed(ks[2].clone(), || self.guide.call()))?;
@@ -257,6 +455,14 @@ where
     /// The loss at the current parameters and its gradient with respect to the
     /// unconstrained parameters, with a fresh key from the state.
     fn loss_and_grad(&self, state: &mut SviState) -> Result<(f64, Vec<Array>)> {
+        if self.jit {
+            let c = self
+                .compiled
+                .get_or_init(|| self.compile(state).map_err(|e| e.to_string()));
+            if let Ok(c) = c {
+                return self.loss_and_grad_compiled(c, state);
+            }
+        }
         let (next, sub) = state.key.split2()?;
         state.key = next;
         let mut err = None;

@@ -73,6 +73,13 @@ pub fn biject_to(c: &Constraint) -> Result<Transform> {
                 scale: Array::full(&[], lo.dtype(), 1.0),
             },
         ]),
+        Constraint::LessThan(hi) => Transform::Compose(vec![
+            Transform::Exp,
+            Transform::Affine {
+                loc: hi.clone(),
+                scale: Array::full(&[], hi.dtype(), -1.0),
+            },
+        ]),
         Constraint::Interval(lo, hi) => Transform::Compose(vec![
             Transform::Sigmoid,
             Transform::Affine {

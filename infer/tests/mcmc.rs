@@ -1,6 +1,7 @@
 //! Potential energy against NumPyro's, leapfrog energy conservation and reversibility,
 //! NUTS on known posteriors, and the eight-schools / logistic-regression posteriors of
-//! tests/reference/posteriors.json (bounded: 2 chains x 500 warmup + 500 draws).
+//! tests/reference/posteriors.json (bounded: 2 or 4 chains x 500 warmup + 500 draws;
+//! R-hat < 1.01).
 
 mod common;
 use base64::Engine;
@@ -224,7 +225,7 @@ fn check_site(name: &str, x: &[Vec<f64>], want: &serde_json::Value) -> String {
         "{name}: sd {sd} vs {} (bound {bound_s})",
         num(&want["sd"])
     );
-    assert!(row.r_hat < 1.05, "{name}: r_hat {}", row.r_hat);
+    assert!(row.r_hat < 1.01, "{name}: r_hat {}", row.r_hat);
     format!(
         "{name}: mean {m:.4} (ref {:.4}), sd {sd:.4} (ref {:.4}), r_hat {:.4}, ess_bulk {:.0}",
         num(&want["mean"]),
@@ -268,8 +269,9 @@ fn eight_schools_posterior_matches_numpyro() {
 fn logistic_regression_posterior_matches_numpyro() {
     let (m, model) = logreg();
     let t = std::time::Instant::now();
+    // Four chains: split R-hat < 1.01 needs more than two short chains to be reliable.
     let run = Mcmc::new(Kernel::nuts().target_accept_prob(0.9), 500, 500)
-        .num_chains(2)
+        .num_chains(4)
         .run(&Key::new(12), &model)
         .unwrap();
     let w = run.site("w").unwrap();

@@ -19,12 +19,18 @@
 
 mod continuous;
 mod discrete;
+mod lkj;
+mod mixture;
 mod multivariate;
+mod truncated;
 mod wrappers;
 
 pub use continuous::*;
 pub use discrete::*;
+pub use lkj::*;
+pub use mixture::*;
 pub use multivariate::*;
+pub use truncated::*;
 pub use wrappers::*;
 
 use crate::constraints::Constraint;
@@ -73,6 +79,20 @@ pub trait Distribution: fmt::Debug + Send + Sync {
     fn has_rsample(&self) -> bool {
         false
     }
+    /// Cumulative distribution function (univariate continuous distributions that define
+    /// it; what [`Truncated`] needs).
+    fn cdf(&self, _value: &Array) -> Result<Array> {
+        Err(Error::unsupported(self.name(), "cdf is not implemented"))
+    }
+    /// Inverse of [`Distribution::cdf`].
+    fn icdf(&self, _q: &Array) -> Result<Array> {
+        Err(Error::unsupported(self.name(), "icdf is not implemented"))
+    }
+    /// `(loc, scale)` when this is a Normal (possibly reinterpreted with `to_event` or
+    /// under identity transforms): lets `TraceMeanField_ELBO` use the closed-form KL.
+    fn as_normal(&self) -> Option<(Array, Array)> {
+        None
+    }
 }
 
 /// A shared, type-erased distribution (what sample sites hold).
@@ -111,6 +131,15 @@ impl<D: Distribution + ?Sized> Distribution for Arc<D> {
     }
     fn has_rsample(&self) -> bool {
         (**self).has_rsample()
+    }
+    fn cdf(&self, value: &Array) -> Result<Array> {
+        (**self).cdf(value)
+    }
+    fn icdf(&self, q: &Array) -> Result<Array> {
+        (**self).icdf(q)
+    }
+    fn as_normal(&self) -> Option<(Array, Array)> {
+        (**self).as_normal()
     }
 }
 

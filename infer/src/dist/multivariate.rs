@@ -165,10 +165,16 @@ impl MultivariateNormal {
             dt,
         })
     }
-    /// From the mean and a covariance matrix (factored on the host: needs concrete values).
+    /// From the mean and a covariance matrix. A concrete covariance is factored on the
+    /// host; a traced one (inside a potential or a staged ELBO) by an unrolled Cholesky
+    /// built from ops, so it differentiates (O(k^3) ops: meant for small k).
     pub fn from_covariance(loc: impl IntoArray, covariance: impl IntoArray) -> Result<Self> {
         let cov = covariance.into_array();
-        let l = cholesky_host(&cov)?;
+        let l = if cov.is_tracer() {
+            cholesky_traced(&cov)?
+        } else {
+            cholesky_host(&cov)?
+        };
         Self::new(loc, l)
     }
     fn l_entries(&self, l: &Array) -> Result<Vec<Vec<Option<Array>>>> {
@@ -307,6 +313,39 @@ pub fn cholesky_host(a: &Array) -> Result<Array> {
     } else {
         DType::F64
     })?)
+}
+
+/// Cholesky factor of `[..., n, n]` symmetric positive definite matrices from ops
+/// (unrolled over entries, so it traces and differentiates; not positive definite gives
+/// NaN entries, as `jnp.linalg.cholesky`).
+pub fn cholesky_traced(a: &Array) -> Result<Array> {
+    let s = a.shape().to_vec();
+    if s.len() < 2 || s[s.len() - 1] != s[s.len() - 2] {
+        return Err(Error::invalid(
+            "cholesky",
+            format!("expected square matrices [..., n, n], got {s:?}"),
+        ));
+    }
+    let n = s[s.len() - 1];
+    let mut l: Vec<Vec<Option<Array>>> = vec![vec![None; n]; n];
+    for i in 0..n {
+        for j in 0..=i {
+            let mut acc = entry(a, i, j)?;
+            for k in 0..j {
+                let p = l[i][k]
+                    .as_ref()
+                    .expect("computed")
+                    .mul(l[j][k].as_ref().expect("computed"))?;
+                acc = acc.sub(&p)?;
+            }
+            l[i][j] = Some(if i == j {
+                acc.sqrt()?
+            } else {
+                acc.div(l[j][j].as_ref().expect("computed"))?
+            });
+        }
+    }
+    assemble(&l, a)
 }
 
 /// A point mass at `v` (with `event_dim` trailing axes forming one event) carrying an

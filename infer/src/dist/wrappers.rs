@@ -61,6 +61,9 @@ impl Distribution for Independent {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         Ok(self.base.log_prob(value)?.sum_last(self.n)?)
     }
+    fn as_normal(&self) -> Option<(Array, Array)> {
+        self.base.as_normal()
+    }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         self.base.sample(key, s)
     }
@@ -290,6 +293,17 @@ impl Distribution for TransformedDistribution {
         match lp {
             None => Ok(blp),
             Some(l) => Ok(blp.sub(&l)?),
+        }
+    }
+    fn as_normal(&self) -> Option<(Array, Array)> {
+        if self
+            .transforms
+            .iter()
+            .all(|t| matches!(t, Transform::Identity))
+        {
+            self.base.as_normal()
+        } else {
+            None
         }
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {

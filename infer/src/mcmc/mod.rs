@@ -1,7 +1,7 @@
 //! Markov chain Monte Carlo: [`Mcmc`] runs HMC or NUTS chains ([`Kernel`]) on a model's
 //! compiled [`Potential`], with Stan's windowed warmup (dual-averaging step size, diagonal
-//! mass matrix), chains in parallel threads, and per-draw statistics (divergences, tree
-//! depth, steps).
+//! or dense mass matrix), chains in parallel threads, sequentially or vectorized, init
+//! strategies, and per-draw statistics (divergences, tree depth, steps).
 //!
 //! ```
 //! use ferrax_core::random::Key;
@@ -16,6 +16,7 @@
 //! ```
 
 pub mod nuts;
+mod vectorized;
 
 use crate::diagnostics;
 use crate::error::{Error, Result};
@@ -23,7 +24,7 @@ use crate::potential::Potential;
 use ferrax_core::random::Key;
 use nuts::{
     adaptation_windows, find_reasonable_step_size, hmc_step, nuts_step, DualAveraging, Point, Rng,
-    Welford,
+    Welford, WelfordCov,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -56,8 +57,11 @@ pub struct KernelSettings {
     pub step_size: f64,
     /// Adapt the step size during warmup.
     pub adapt_step_size: bool,
-    /// Adapt a diagonal mass matrix during warmup.
+    /// Adapt the mass matrix during warmup.
     pub adapt_mass_matrix: bool,
+    /// Use (and adapt) a dense mass matrix instead of a diagonal one (NumPyro's
+    /// `dense_mass=True`).
+    pub dense_mass: bool,
     /// Energy error that counts as a divergence.
     pub max_delta_energy: f64,
     /// How initial points are chosen.
@@ -71,6 +75,7 @@ impl Default for KernelSettings {
             step_size: 1.0,
             adapt_step_size: true,
             adapt_mass_matrix: true,
+            dense_mass: false,
             max_delta_energy: 1000.0,
             init: InitStrategy::Uniform { radius: 2.0 },
         }
@@ -88,6 +93,15 @@ pub enum InitStrategy {
     },
     /// Given constrained values per site.
     Values(HashMap<String, ferrax_core::Array>),
+    /// The elementwise median of `num_samples` prior draws of each latent site (NumPyro's
+    /// `init_to_median`, 15 draws by default).
+    Median {
+        /// Prior draws to take the median of.
+        num_samples: usize,
+    },
+    /// Zero in unconstrained space, i.e. the bijection's image of 0 for each site (a
+    /// point inside every support; NumPyro's `init_to_feasible`).
+    Feasible,
 }
 
 impl Kernel {
@@ -123,6 +137,11 @@ impl Kernel {
         }
         self
     }
+    /// Uses a dense mass matrix (adapted from the warmup draws' covariance).
+    pub fn dense_mass(mut self, dense: bool) -> Kernel {
+        self.settings_mut().dense_mass = dense;
+        self
+    }
     /// Sets the init strategy.
     pub fn init(mut self, init: InitStrategy) -> Kernel {
         self.settings_mut().init = init;
@@ -142,6 +161,10 @@ pub enum ChainMethod {
     Parallel,
     /// One after another on the calling thread.
     Sequential,
+    /// All chains in lockstep with their gradients evaluated together by one vmapped,
+    /// compiled potential (NumPyro's `chain_method="vectorized"`); see
+    /// `mcmc/vectorized.rs`.
+    Vectorized,
 }
 
 /// The MCMC driver (NumPyro's `MCMC`).
@@ -218,7 +241,8 @@ pub struct ChainStats {
     pub accept_prob: Vec<f64>,
     /// Adapted step size.
     pub step_size: f64,
-    /// Adapted inverse mass matrix (diagonal).
+    /// Adapted inverse mass matrix: its diagonal (length d), or with `dense_mass` the
+    /// full `d x d` matrix row-major.
     pub inverse_mass_matrix: Vec<f64>,
     /// Wall time of warmup and of sampling.
     pub warmup_time: Duration,
@@ -233,6 +257,9 @@ pub struct McmcResult {
     pub sites: Vec<(String, SiteDraws)>,
     /// Statistics per chain.
     pub chains: Vec<ChainStats>,
+    /// With [`ChainMethod::Vectorized`]: how many batched (all-chain) potential
+    /// evaluations ran; 0 otherwise.
+    pub vectorized_batches: usize,
 }
 
 impl McmcResult {
@@ -310,7 +337,8 @@ impl Mcmc {
         self.method = m;
         self
     }
-    /// Print a progress line per chain to stderr every 10% of its iterations.
+    /// Show a progress bar per chain on stderr (indicatif; hidden when stderr is not a
+    /// terminal), with the phase, step size and divergences so far.
     pub fn progress_bar(mut self, on: bool) -> Mcmc {
         self.progress = on;
         self
@@ -325,20 +353,51 @@ impl Mcmc {
             ));
         }
         let keys = key.split(self.num_chains)?;
+        let mut vectorized_batches = 0;
+        let multi = self.progress.then(indicatif::MultiProgress::new);
+        let bars = multi.as_ref();
         let results: Vec<Result<(Vec<(String, Vec<usize>)>, Vec<Vec<f64>>, ChainStats)>> =
             match self.method {
                 ChainMethod::Sequential => keys
                     .iter()
                     .enumerate()
-                    .map(|(i, k)| self.run_chain(i, k, model))
+                    .map(|(i, k)| self.run_chain(i, k, model, None, bars))
                     .collect(),
+                ChainMethod::Vectorized => {
+                    let (k0, _) = keys[0].split2()?;
+                    let bp = Potential::new(model, &k0)?.batched(self.num_chains)?;
+                    let batcher = vectorized::Batcher::new(bp);
+                    let r = std::thread::scope(|s| {
+                        let batcher = &batcher;
+                        let hs: Vec<_> = keys
+                            .iter()
+                            .enumerate()
+                            .map(|(i, k)| {
+                                let k = k.clone();
+                                s.spawn(move || {
+                                    let h = batcher.handle(i);
+                                    self.run_chain(i, &k, model, Some(&h), bars)
+                                })
+                            })
+                            .collect();
+                        hs.into_iter()
+                            .map(|h| {
+                                h.join().unwrap_or_else(|_| {
+                                    Err(Error::invalid("Mcmc", "a chain thread panicked"))
+                                })
+                            })
+                            .collect()
+                    });
+                    vectorized_batches = batcher.batches();
+                    r
+                }
                 ChainMethod::Parallel => std::thread::scope(|s| {
                     let hs: Vec<_> = keys
                         .iter()
                         .enumerate()
                         .map(|(i, k)| {
                             let k = k.clone();
-                            s.spawn(move || self.run_chain(i, &k, model))
+                            s.spawn(move || self.run_chain(i, &k, model, None, bars))
                         })
                         .collect();
                     hs.into_iter()
@@ -383,7 +442,33 @@ impl Mcmc {
                 },
             ));
         }
-        Ok(McmcResult { sites, chains })
+        Ok(McmcResult {
+            sites,
+            chains,
+            vectorized_batches,
+        })
+    }
+
+    /// The initial point chain 0 of [`Mcmc::run`] with this `key` starts from, as
+    /// constrained values per latent site (what the kernel's [`InitStrategy`] picks).
+    pub fn init_params<R>(
+        &self,
+        key: &Key,
+        model: &(impl Fn() -> Result<R> + ?Sized),
+    ) -> Result<HashMap<String, ferrax_core::Array>> {
+        let keys = key.split(self.num_chains.max(1))?;
+        let (k_init, k_rng) = keys[0].split2()?;
+        let pot = Potential::new(model, &k_init)?;
+        let seed = k_rng.data()?;
+        let mut rng = Rng::new(((seed[0] as u64) << 32) | seed[1] as u64);
+        let z = self.init_point(&pot, &self.kernel.settings().init, &mut rng, model, &k_init)?;
+        let vals = pot.constrain(&z)?;
+        pot.output_sites()
+            .iter()
+            .zip(vals)
+            .take(pot.sites().len())
+            .map(|((n, shape), v)| Ok((n.clone(), ferrax_core::Array::from_vec(shape.clone(), v)?)))
+            .collect()
     }
 
     #[allow(clippy::type_complexity)]
@@ -392,13 +477,21 @@ impl Mcmc {
         chain: usize,
         key: &Key,
         model: &(impl Fn() -> Result<R> + ?Sized),
+        grad: Option<&dyn nuts::GradFn>,
+        bars: Option<&indicatif::MultiProgress>,
     ) -> Result<(Vec<(String, Vec<usize>)>, Vec<Vec<f64>>, ChainStats)> {
         let (k_init, k_rng) = key.split2()?;
         let pot = Potential::new(model, &k_init)?;
+        // The transitions' gradient evaluations (the vectorized method routes them through
+        // the shared batch); initialization and output use this chain's own potential.
+        let gf: &dyn nuts::GradFn = match grad {
+            Some(g) => g,
+            None => &pot,
+        };
         let seed = k_rng.data()?;
         let mut rng = Rng::new(((seed[0] as u64) << 32) | seed[1] as u64);
         let settings = self.kernel.settings().clone();
-        let z0 = self.init_point(&pot, &settings.init, &mut rng)?;
+        let z0 = self.init_point(&pot, &settings.init, &mut rng, model, &k_init)?;
         let d = pot.dim();
         let (pe, grad) = pot.value_and_grad(&z0)?;
         let mut cur = Point {
@@ -407,14 +500,23 @@ impl Mcmc {
             pe,
             grad,
         };
-        let mut inv_mass = vec![1.0; d];
+        let mut inv_mass = if settings.dense_mass {
+            let mut m = vec![0.0; d * d];
+            for i in 0..d {
+                m[i * d + i] = 1.0;
+            }
+            m
+        } else {
+            vec![1.0; d]
+        };
         let mut eps = settings.step_size;
         if settings.adapt_step_size {
-            eps = find_reasonable_step_size(&cur, &inv_mass, &pot, &mut rng, eps)?;
+            eps = find_reasonable_step_size(&cur, &inv_mass, gf, &mut rng, eps)?;
         }
         let mut da = DualAveraging::new(eps, settings.target_accept_prob);
         let (init_buf, _, window_ends) = adaptation_windows(self.num_warmup);
         let mut welford = Welford::new(d);
+        let mut welford_cov = WelfordCov::new(d);
         let mut stats = ChainStats::default();
         let total = self.num_warmup + self.num_samples * self.thinning;
         let t0 = Instant::now();
@@ -428,7 +530,7 @@ impl Mcmc {
                 eps,
                 *max_tree_depth,
                 inv_mass,
-                &pot,
+                gf,
                 rng,
                 settings.max_delta_energy,
             ),
@@ -440,21 +542,36 @@ impl Mcmc {
                 eps,
                 *num_steps,
                 inv_mass,
-                &pot,
+                gf,
                 rng,
                 settings.max_delta_energy,
             ),
         };
+        let bar = bars.map(|mp| {
+            let b = mp.add(indicatif::ProgressBar::new(total as u64));
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "chain {prefix} {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.set_prefix(chain.to_string());
+            b
+        });
         for it in 0..total {
-            if self.progress && total >= 10 && it % (total / 10) == 0 {
-                eprintln!(
-                    "chain {chain}: {it}/{total} ({}) step size {eps:.3e}",
-                    if it < self.num_warmup {
-                        "warmup"
-                    } else {
-                        "sample"
-                    }
-                );
+            if let Some(b) = &bar {
+                b.set_position(it as u64);
+                if it % 16 == 0 {
+                    b.set_message(format!(
+                        "{} step size {eps:.2e}, divergences {}",
+                        if it < self.num_warmup {
+                            "warmup"
+                        } else {
+                            "sample"
+                        },
+                        stats.warmup_divergences + stats.divergences
+                    ));
+                }
             }
             let (next, info) = step(&cur, eps, &inv_mass, &mut rng)?;
             cur = next;
@@ -469,12 +586,21 @@ impl Mcmc {
                     && it >= init_buf
                     && window_ends.last().is_some_and(|&e| it <= e)
                 {
-                    welford.push(&cur.z);
+                    if settings.dense_mass {
+                        welford_cov.push(&cur.z);
+                    } else {
+                        welford.push(&cur.z);
+                    }
                     if window_ends.contains(&it) {
-                        inv_mass = welford.regularized_variance();
-                        welford = Welford::new(d);
+                        if settings.dense_mass {
+                            inv_mass = welford_cov.regularized_covariance();
+                            welford_cov = WelfordCov::new(d);
+                        } else {
+                            inv_mass = welford.regularized_variance();
+                            welford = Welford::new(d);
+                        }
                         if settings.adapt_step_size {
-                            eps = find_reasonable_step_size(&cur, &inv_mass, &pot, &mut rng, eps)?;
+                            eps = find_reasonable_step_size(&cur, &inv_mass, gf, &mut rng, eps)?;
                             da = DualAveraging::new(eps, settings.target_accept_prob);
                         }
                     }
@@ -498,13 +624,26 @@ impl Mcmc {
             stats.accept_prob.push(info.accept_prob);
             draws.push(pot.constrain(&cur.z)?.concat());
         }
+        if let Some(b) = bar {
+            b.finish_with_message(format!(
+                "done: step size {eps:.2e}, divergences {}",
+                stats.divergences
+            ));
+        }
         stats.sample_time = t0.elapsed() - stats.warmup_time;
         stats.step_size = eps;
         stats.inverse_mass_matrix = inv_mass;
         Ok((pot.output_sites().to_vec(), draws, stats))
     }
 
-    fn init_point(&self, pot: &Potential, init: &InitStrategy, rng: &mut Rng) -> Result<Vec<f64>> {
+    fn init_point<R>(
+        &self,
+        pot: &Potential,
+        init: &InitStrategy,
+        rng: &mut Rng,
+        model: &(impl Fn() -> Result<R> + ?Sized),
+        key: &Key,
+    ) -> Result<Vec<f64>> {
         let d = pot.dim();
         match init {
             InitStrategy::Uniform { radius } => {
@@ -523,6 +662,37 @@ impl Mcmc {
                 ))
             }
             InitStrategy::Values(v) => pot.unconstrain(v),
+            InitStrategy::Feasible => Ok(vec![0.0; d]),
+            InitStrategy::Median { num_samples } => {
+                let n = (*num_samples).max(1);
+                let keys = key.fold_in(0x6d656469)?.split(n)?;
+                let mut draws: Vec<Vec<Vec<f64>>> = vec![Vec::new(); pot.sites().len()];
+                for k in &keys {
+                    let (_, tr) =
+                        crate::handlers::trace(|| crate::handlers::seed(k.clone(), model))?;
+                    for (j, s) in pot.sites().iter().enumerate() {
+                        let v = tr.value(&s.name).ok_or_else(|| {
+                            Error::site(&s.name, "missing from a prior draw of the model")
+                        })?;
+                        draws[j].push(crate::math::to_f64(v)?);
+                    }
+                }
+                let mut values = HashMap::new();
+                for (s, ds) in pot.sites().iter().zip(&draws) {
+                    let m = ds[0].len();
+                    let med: Vec<f64> = (0..m)
+                        .map(|e| {
+                            let col: Vec<f64> = ds.iter().map(|v| v[e]).collect();
+                            diagnostics::quantile(&col, 0.5)
+                        })
+                        .collect();
+                    values.insert(
+                        s.name.clone(),
+                        ferrax_core::Array::from_vec(s.shape.clone(), med)?,
+                    );
+                }
+                pot.unconstrain(&values)
+            }
         }
     }
 }

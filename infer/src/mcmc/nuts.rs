@@ -1,4 +1,4 @@
-//! The HMC and NUTS kernels over a flat `f64` state with a diagonal mass matrix, plus
+//! The HMC and NUTS kernels over a flat `f64` state with a diagonal or dense mass matrix, plus
 //! Stan's warmup pieces (dual averaging of the step size, windowed variance estimation).
 //! NUTS is Stan's multinomial variant: biased progressive sampling between subtrees,
 //! uniform within, and the generalized no-U-turn criterion checked over the whole tree,
@@ -82,9 +82,45 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Kinetic energy `r^T M^-1 r / 2` for a diagonal inverse mass matrix.
+/// Velocity `M^-1 r`. The inverse mass matrix is either its diagonal (length d) or the
+/// full matrix row-major (length d*d); every kernel function takes it in either form.
+pub fn velocity(r: &[f64], inv_mass: &[f64]) -> Vec<f64> {
+    let d = r.len();
+    if inv_mass.len() == d {
+        r.iter().zip(inv_mass).map(|(r, m)| r * m).collect()
+    } else {
+        (0..d)
+            .map(|i| dot(&inv_mass[i * d..(i + 1) * d], r))
+            .collect()
+    }
+}
+
+/// Kinetic energy `r^T M^-1 r / 2` (diagonal or dense inverse mass matrix).
 pub fn kinetic(r: &[f64], inv_mass: &[f64]) -> f64 {
-    0.5 * r.iter().zip(inv_mass).map(|(r, m)| r * r * m).sum::<f64>()
+    0.5 * dot(r, &velocity(r, inv_mass))
+}
+
+/// Lower Cholesky factor of a symmetric positive definite row-major `d x d` matrix, or
+/// `None` when it is not positive definite.
+pub fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..=i {
+            let mut s = a[i * d + j];
+            for k in 0..j {
+                s -= l[i * d + k] * l[j * d + k];
+            }
+            if i == j {
+                if s.is_nan() || s <= 0.0 {
+                    return None;
+                }
+                l[i * d + i] = s.sqrt();
+            } else {
+                l[i * d + j] = s / l[j * d + j];
+            }
+        }
+    }
+    Some(l)
 }
 
 /// One velocity-Verlet (leapfrog) step of size `eps` (negative = backward in time).
@@ -93,9 +129,11 @@ pub fn leapfrog(p: &Point, eps: f64, inv_mass: &[f64], f: &dyn GradFn) -> Result
     let mut r = Vec::with_capacity(n);
     let mut z = Vec::with_capacity(n);
     for i in 0..n {
-        let rh = p.r[i] - 0.5 * eps * p.grad[i];
-        r.push(rh);
-        z.push(p.z[i] + eps * inv_mass[i] * rh);
+        r.push(p.r[i] - 0.5 * eps * p.grad[i]);
+    }
+    let v = velocity(&r, inv_mass);
+    for i in 0..n {
+        z.push(p.z[i] + eps * v[i]);
     }
     let (pe, grad) = f.eval(&z)?;
     for i in 0..n {
@@ -120,8 +158,29 @@ pub struct TransitionInfo {
     pub potential_energy: f64,
 }
 
-fn momentum(rng: &mut Rng, inv_mass: &[f64]) -> Vec<f64> {
-    inv_mass.iter().map(|m| rng.normal() / m.sqrt()).collect()
+/// A momentum draw from `N(0, M)`.
+fn momentum(rng: &mut Rng, inv_mass: &[f64], d: usize) -> Vec<f64> {
+    if inv_mass.len() == d {
+        return inv_mass.iter().map(|m| rng.normal() / m.sqrt()).collect();
+    }
+    // With M^-1 = L L^T, r = L^-T xi has covariance L^-T L^-1 = M.
+    let xi: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+    let Some(l) = cholesky(inv_mass, d) else {
+        // Not positive definite (cannot come from the regularized warmup estimate): fall
+        // back to its diagonal.
+        return (0..d)
+            .map(|i| xi[i] / inv_mass[i * d + i].abs().sqrt())
+            .collect();
+    };
+    let mut r = vec![0.0; d];
+    for i in (0..d).rev() {
+        let mut s = xi[i];
+        for k in i + 1..d {
+            s -= l[k * d + i] * r[k];
+        }
+        r[i] = s / l[i * d + i];
+    }
+    r
 }
 
 fn logaddexp(a: f64, b: f64) -> f64 {
@@ -146,7 +205,7 @@ pub fn hmc_step(
     max_delta_energy: f64,
 ) -> Result<(Point, TransitionInfo)> {
     let mut p = cur.clone();
-    p.r = momentum(rng, inv_mass);
+    p.r = momentum(rng, inv_mass, cur.z.len());
     let h0 = p.pe + kinetic(&p.r, inv_mass);
     let mut q = p.clone();
     let mut diverging = false;
@@ -205,7 +264,7 @@ struct Sub {
 
 impl Nuts<'_> {
     fn sharp(&self, r: &[f64]) -> Vec<f64> {
-        r.iter().zip(self.inv_mass).map(|(r, m)| r * m).collect()
+        velocity(r, self.inv_mass)
     }
     fn criterion(a: &[f64], b: &[f64], rho: &[f64]) -> bool {
         dot(a, rho) > 0.0 && dot(b, rho) > 0.0
@@ -303,7 +362,7 @@ pub fn nuts_step(
     max_delta_energy: f64,
 ) -> Result<(Point, TransitionInfo)> {
     let mut p0 = cur.clone();
-    p0.r = momentum(rng, inv_mass);
+    p0.r = momentum(rng, inv_mass, cur.z.len());
     let h0 = p0.pe + kinetic(&p0.r, inv_mass);
     let mut nuts = Nuts {
         f,
@@ -431,7 +490,7 @@ pub fn find_reasonable_step_size(
 ) -> Result<f64> {
     let mut eps = eps0;
     let mut p = cur.clone();
-    p.r = momentum(rng, inv_mass);
+    p.r = momentum(rng, inv_mass, cur.z.len());
     let h0 = p.pe + kinetic(&p.r, inv_mass);
     let mut direction = 0.0;
     for _ in 0..100 {
@@ -497,6 +556,67 @@ impl Welford {
                 (n / (n + 5.0)) * v + 1e-3 * (5.0 / (n + 5.0))
             })
             .collect()
+    }
+}
+
+/// Welford's running mean and full covariance (for a dense mass matrix).
+#[derive(Clone, Debug)]
+pub struct WelfordCov {
+    n: f64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+impl WelfordCov {
+    /// Empty, for `d` coordinates.
+    pub fn new(d: usize) -> Self {
+        WelfordCov {
+            n: 0.0,
+            mean: vec![0.0; d],
+            m2: vec![0.0; d * d],
+        }
+    }
+    /// Adds a draw.
+    pub fn push(&mut self, x: &[f64]) {
+        let d = x.len();
+        self.n += 1.0;
+        let before: Vec<f64> = x.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
+        for i in 0..d {
+            self.mean[i] += before[i] / self.n;
+        }
+        for i in 0..d {
+            let after = x[i] - self.mean[i];
+            for j in 0..d {
+                self.m2[i * d + j] += after * before[j];
+            }
+        }
+    }
+    /// Stan's regularized covariance, row-major: `n/(n+5) cov + 1e-3 * 5/(n+5) I`.
+    pub fn regularized_covariance(&self) -> Vec<f64> {
+        let n = self.n;
+        let d = self.mean.len();
+        let mut c = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                let v = if n > 1.0 {
+                    self.m2[i * d + j] / (n - 1.0)
+                } else if i == j {
+                    1.0
+                } else {
+                    0.0
+                };
+                c[i * d + j] = (n / (n + 5.0)) * v;
+            }
+            c[i * d + i] += 1e-3 * (5.0 / (n + 5.0));
+        }
+        // Symmetrize the round-off of the one-sided update.
+        for i in 0..d {
+            for j in 0..i {
+                let m = 0.5 * (c[i * d + j] + c[j * d + i]);
+                c[i * d + j] = m;
+                c[j * d + i] = m;
+            }
+        }
+        c
     }
 }
 
