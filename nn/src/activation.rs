@@ -23,13 +23,38 @@ use ferrax_macros::Module;
 pub fn relu<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
     typed("relu", ferrax_core::ops::arith::relu(x.array()))
 }
-/// Exact GELU `x Φ(x)` (`jax.nn.gelu(x, approximate=False)`).
+/// GELU with the tanh approximation, `x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))`: what
+/// `jax.nn.gelu(x)` computes (its default is `approximate=True`), so a model ported from
+/// JAX/Flax gets the same activation. [`gelu_exact`] is the erf form.
+///
+/// ```
+/// use ferrax_nn::activation as act;
+/// use ferrax_core::{Tensor, C};
+/// let x = Tensor::<(C<1>,), f64>::from_vec(vec![1.0]).unwrap();
+/// let approx = act::gelu(&x).to_vec().unwrap()[0];
+/// let exact = act::gelu_exact(&x).to_vec().unwrap()[0];
+/// assert!((approx - 0.841_191_990_608_276_8).abs() < 1e-12); // jax.nn.gelu(1.0)
+/// assert!((exact - 0.841_344_746_068_542_9).abs() < 1e-12); // 1.0 * Φ(1.0)
+/// ```
 pub fn gelu<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
+    x.gelu_tanh()
+}
+/// Exact GELU `x Φ(x)` through the error function (`jax.nn.gelu(x, approximate=False)`).
+pub fn gelu_exact<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
     x.gelu()
 }
-/// GELU with the tanh approximation (`jax.nn.gelu`'s default).
+/// `jax.nn.gelu(x, approximate)`: [`gelu`] when `approximate`, else [`gelu_exact`].
+pub fn gelu_with<S: Shape, E: Float>(x: &Tensor<S, E>, approximate: bool) -> Tensor<S, E> {
+    if approximate {
+        gelu(x)
+    } else {
+        gelu_exact(x)
+    }
+}
+/// The same function as [`gelu`] (the tanh approximation), under the name it had before
+/// `gelu` followed `jax.nn.gelu`'s default.
 pub fn gelu_tanh<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
-    x.gelu_tanh()
+    gelu(x)
 }
 /// `x σ(x)`.
 pub fn silu<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
@@ -124,8 +149,10 @@ macro_rules! act_layer {
 act_layer! {
     /// [`relu`] as a layer.
     Relu => relu;
-    /// [`gelu`] as a layer.
+    /// [`gelu`] (the tanh approximation, as `jax.nn.gelu`) as a layer.
     Gelu => gelu;
+    /// [`gelu_exact`] (the erf form) as a layer.
+    GeluExact => gelu_exact;
     /// [`silu`] as a layer.
     Silu => silu;
     /// [`sigmoid`] as a layer.

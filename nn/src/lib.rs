@@ -55,7 +55,7 @@ pub mod rngs;
 pub mod sequential;
 pub mod util;
 
-pub use activation::{Gelu, Relu, Sigmoid, Silu, Softplus, Tanh};
+pub use activation::{Gelu, GeluExact, Relu, Sigmoid, Silu, Softplus, Tanh};
 pub use ferrax_macros::Module;
 pub use layers::attention::{make_attention_mask, KvCache, MultiHeadAttention, TransformerBlock};
 pub use layers::conv::{avg_pool2d, max_pool2d, Conv1d, Conv1dOpts, Conv2d, ConvTranspose2d};

@@ -252,7 +252,7 @@ fn activation_gradients() {
     check_module(&(), &x, |_, x| {
         weights(&act::relu(x))
             + weights(&act::gelu(x))
-            + weights(&act::gelu_tanh(x))
+            + weights(&act::gelu_exact(x))
             + weights(&act::silu(x))
             + weights(&act::sigmoid(x))
             + weights(&act::tanh(x))

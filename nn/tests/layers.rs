@@ -489,14 +489,21 @@ fn more_activations_match_jax_definitions() {
         0.5 => 0.691_462_46,
         _ => 0.998_650_1,
     };
-    close(&f(act::gelu(&x)), &map(&|v| v * phi(v)), 1e-6);
-    // jax.nn.gelu's default (approximate=True).
+    close(&f(act::gelu_exact(&x)), &map(&|v| v * phi(v)), 1e-6);
+    close(&f(act::gelu_with(&x, false)), &map(&|v| v * phi(v)), 1e-6);
+    // `gelu` is jax.nn.gelu's default (approximate=True): the tanh form.
     let c = (2.0f32 / std::f32::consts::PI).sqrt();
-    close(
-        &f(act::gelu_tanh(&x)),
-        &map(&|v| 0.5 * v * (1.0 + (c * (v + 0.044_715 * v * v * v)).tanh())),
-        1e-6,
-    );
+    let tanh_gelu = |v: f32| 0.5 * v * (1.0 + (c * (v + 0.044_715 * v * v * v)).tanh());
+    close(&f(act::gelu(&x)), &map(&tanh_gelu), 1e-6);
+    close(&f(act::gelu_with(&x, true)), &map(&tanh_gelu), 1e-6);
+    close(&f(act::gelu_tanh(&x)), &map(&tanh_gelu), 1e-6);
+    // The two forms differ (by 4e-4 at x = 3), so the checks above tell them apart.
+    let d = f(act::gelu(&x))
+        .iter()
+        .zip(f(act::gelu_exact(&x)))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d > 1e-4, "gelu and gelu_exact agree to {d}");
     let m = Tensor::<(C<2>, C<3>)>::from_vec(vec![1., 2., 3., -1., 0., 5.]).unwrap();
     let sm = act::softmax(&m).to_vec().unwrap();
     let lsm = act::log_softmax(&m).to_vec().unwrap();
@@ -521,7 +528,8 @@ fn transformer_block_matches_its_equations() {
     let xv = ramp(2 * 3 * 8, 2.0);
     let x = Tensor::<(C<2>, C<3>, C<8>)>::from_vec(xv.clone()).unwrap();
     let y = b.forward(&x, true).to_vec().unwrap();
-    // Pre-norm: x1 = x + attn(ln1(x)); y = x1 + W2 gelu(W1 ln2(x1) + b1) + b2, with the
+    // Pre-norm: x1 = x + attn(ln1(x)); y = x1 + W2 gelu(W1 ln2(x1) + b1) + b2 with gelu the
+    // tanh approximation (jax.nn.gelu's default, as in Flax's transformer examples), the
     // sublayers (each checked against loops above) and the residuals and MLP done here.
     let a = b.attn.forward(&b.ln1.forward(&x), true).to_vec().unwrap();
     let x1: Vec<f32> = xv.iter().zip(&a).map(|(p, q)| p + q).collect();
@@ -538,21 +546,15 @@ fn transformer_block_matches_its_equations() {
         b.mlp_out.kernel.to_vec().unwrap(),
         b.mlp_out.bias.as_ref().unwrap().to_vec().unwrap(),
     );
-    let erf_gelu = |v: f32| {
-        // Exact GELU through the f64 error function's series (|v| is small here).
-        let z = v as f64 / std::f64::consts::SQRT_2;
-        let mut term = z;
-        let mut sum = z;
-        for n in 1..60 {
-            term *= -z * z / n as f64;
-            sum += term / (2 * n + 1) as f64;
-        }
-        (0.5 * v as f64 * (1.0 + 2.0 / std::f64::consts::PI.sqrt() * sum)) as f32
+    let tanh_gelu = |v: f32| {
+        let v = v as f64;
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        (0.5 * v * (1.0 + (c * (v + 0.044_715 * v * v * v)).tanh())) as f32
     };
     let mut expect = vec![0.0f32; 48];
     for r in 0..6 {
         let h: Vec<f32> = (0..16)
-            .map(|j| erf_gelu(b1[j] + (0..8).map(|i| n2[r * 8 + i] * w1[i * 16 + j]).sum::<f32>()))
+            .map(|j| tanh_gelu(b1[j] + (0..8).map(|i| n2[r * 8 + i] * w1[i * 16 + j]).sum::<f32>()))
             .collect();
         for o in 0..8 {
             expect[r * 8 + o] =

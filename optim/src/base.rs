@@ -55,6 +55,11 @@ pub trait GradientTransformation: Send + Sync + fmt::Debug {
         state: &mut OptState,
         ctx: &UpdateCtx<'_>,
     ) -> Result<Vec<Array>>;
+    /// The transformation's name (`"scale_by_adam"`, `"chain"`, ...): a chain tags each
+    /// piece's state with it, so typed views and errors can say which piece is which.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// A shareable gradient transformation: what every constructor in this crate returns.
@@ -94,6 +99,10 @@ impl Transform {
             + 'static,
     {
         Transform::new(FnTx { name, init, update })
+    }
+    /// The transformation's name (see [`GradientTransformation::name`]).
+    pub fn name(&self) -> &'static str {
+        self.0.name()
     }
     /// The initial state for `params` (any tree).
     pub fn init<T: Tree>(&self, params: &T) -> Result<OptState> {
@@ -177,6 +186,9 @@ where
         ctx: &UpdateCtx<'_>,
     ) -> Result<Vec<Array>> {
         (self.update)(updates, state, ctx)
+    }
+    fn name(&self) -> &'static str {
+        self.name
     }
 }
 

@@ -16,7 +16,9 @@ use ferrax_core::prim::compare::CompareOp;
 use ferrax_core::tree::{self, Path};
 use ferrax_core::{Array, DType, Error, Result};
 
-/// Applies `pieces` one after another (Optax's `chain`); the state holds one entry per piece.
+/// Applies `pieces` one after another (Optax's `chain`); the state holds one entry per piece,
+/// tagged with the piece's transformation name (read it back typed with
+/// [`OptState::piece`] or [`OptState::piece_by_name`]).
 ///
 /// ```
 /// use ferrax_optim::{chain, clip_by_global_norm, scale_by_adam, scale_by_learning_rate, AdamConfig};
@@ -33,17 +35,19 @@ pub fn chain(pieces: impl IntoIterator<Item = Transform>) -> Transform {
             Ok(OptState::Seq(
                 init_pieces
                     .iter()
-                    .map(|t| t.init_leaves(p, paths))
+                    .map(|t| Ok(OptState::tagged(t.name(), t.init_leaves(p, paths)?)))
                     .collect::<Result<_>>()?,
             ))
         },
         move |mut u, st, ctx| {
             let states = st.seq(OP, pieces.len())?;
             let mut new_states = Vec::with_capacity(pieces.len());
+            // Each piece sees exactly the state its init made (untagged); the tag is put
+            // back so typed views keep knowing which transformation owns the piece.
             for (t, s) in pieces.iter().zip(states) {
-                let mut s = s.clone();
+                let mut s = s.untagged().clone();
                 u = t.update_leaves(u, &mut s, ctx)?;
-                new_states.push(s);
+                new_states.push(OptState::tagged(t.name(), s));
             }
             *st = OptState::Seq(new_states);
             Ok(u)

@@ -4,7 +4,9 @@
 //! -> updates` over any [`Tree`](ferrax_core::Tree); [`apply_updates`] adds the updates.
 //! Named optimizers are [`chain`]s of elementary transformations, exactly as in Optax
 //! (`adam = chain(scale_by_adam, scale_by_learning_rate)`). [`Optimizer`] owns a state and
-//! updates a model in place, like `nnx.Optimizer`.
+//! updates a model in place, like `nnx.Optimizer`. The state is one dynamic tree
+//! ([`OptState`]); typed views such as [`ScaleByAdamState<T>`](ScaleByAdamState) read a
+//! piece back with its moments in the parameters' own type (`opt.find_typed(&model)`).
 //!
 //! Every update is computed with ferrax-core ops (through `bind`), never by reading host
 //! buffers, and the state is a tree of arrays (step counters are rank-0 `i32` arrays), so
@@ -47,6 +49,7 @@ mod schedule_free;
 mod state;
 mod transform;
 pub mod tree_utils;
+mod typed_state;
 
 pub use alias::*;
 pub use base::{
@@ -64,3 +67,7 @@ pub use schedule_free::{
 };
 pub use state::OptState;
 pub use transform::*;
+pub use typed_state::{
+    EmaState, ScaleByAdaDeltaState, ScaleByAdamState, ScaleByAmsgradState, ScaleByLionState,
+    ScaleByRmsState, ScaleByRssState, TraceState, TypedState,
+};

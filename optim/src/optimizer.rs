@@ -6,6 +6,7 @@
 use crate::base::{apply_updates, Transform};
 use crate::num;
 use crate::state::OptState;
+use crate::typed_state::TypedState;
 use ferrax_core::tree::{Path, PathElem, Tree};
 use ferrax_core::{Array, Result};
 use std::fmt;
@@ -93,6 +94,44 @@ impl<T: Tree> Optimizer<T> {
         self.state = state;
         self.step = step;
         Ok(())
+    }
+}
+
+/// Typed views of the state, with the moments in the model's own type (see
+/// [`TypedState`]).
+///
+/// ```
+/// use ferrax_optim::{adam, Optimizer, ScaleByAdamState};
+/// use ferrax_core::{Tensor, C};
+/// let mut w = Tensor::<(C<2>,)>::from_vec(vec![1.0, -1.0]).unwrap();
+/// let mut opt = Optimizer::new(&w, adam(0.1)).unwrap();
+/// let g = &w * 2.0;
+/// opt.update(&mut w, &g).unwrap();
+/// let s: ScaleByAdamState<Tensor<(C<2>,)>> = opt.find_typed(&w).unwrap();
+/// assert_eq!(s.count.to_vec::<i32>().unwrap(), vec![1]);
+/// let mu = s.mu.to_vec().unwrap(); // (1 - b1) * g
+/// assert!((mu[0] - 0.2).abs() < 1e-7 && (mu[1] + 0.2).abs() < 1e-7);
+/// ```
+impl<T: Tree> Optimizer<T> {
+    /// Piece `i` of the transformation's chain as `S` (see [`OptState::piece`]); `like` is
+    /// the model (any tree with the parameters' structure).
+    pub fn piece<S: TypedState<Params = T>>(&self, i: usize, like: &T) -> Result<S> {
+        self.state.piece(i, like)
+    }
+    /// The first piece made by the transformation `transform` as `S` (see
+    /// [`OptState::piece_by_name`]).
+    pub fn piece_by_name<S: TypedState<Params = T>>(&self, transform: &str, like: &T) -> Result<S> {
+        self.state.piece_by_name(transform, like)
+    }
+    /// The first piece whose type is `S`, e.g. the Adam moments of any Adam-family
+    /// optimizer (see [`OptState::find_typed`]).
+    pub fn find_typed<S: TypedState<Params = T>>(&self, like: &T) -> Result<S> {
+        self.state.find_typed(like)
+    }
+    /// One per-parameter field of the state (`"mu"`, `"trace"`, ...) in the model's type
+    /// (see [`OptState::tree`]).
+    pub fn state_tree(&self, name: &str, like: &T) -> Result<T> {
+        self.state.tree(name, like)
     }
 }
 

@@ -6,6 +6,26 @@
 //! and it implements [`Tree`]: a state is checkpointed, traced and threaded through a
 //! `#[jit]` train step like any other tree. Its structure is fixed by `init`; `update`
 //! only replaces arrays, so the leaf shapes and dtypes are stable from step to step.
+//!
+//! **Why the core stays dynamic.** Transformations run on flat leaf lists, so each one is
+//! compiled once for every parameter type (a model struct, a tuple, a `Vec` of tensors)
+//! rather than monomorphized per model and per combination of pieces; and a state that is
+//! one tree type is what lets `#[jit]` thread it, checkpoints save it and wrappers such as
+//! `apply_if_finite` select between two of them leaf by leaf. Optax gets both for free
+//! (a `NamedTuple` of pytrees is itself a pytree); a Rust generic state type per chain
+//! would give up the first.
+//!
+//! **Typed views.** What a user loses is Optax's `ScaleByAdamState(count, mu, nu)` with
+//! `mu` and `nu` shaped like the params. The typed surface gives it back without touching
+//! the engine: a chain tags each piece with its transformation's name
+//! ([`OptState::Tagged`], invisible to the tree), and a view rebuilds the per-parameter
+//! arrays into the caller's own parameter type: [`OptState::tree`] for one field
+//! (`state.tree("mu", &params)`), [`OptState::piece`] / [`OptState::piece_by_name`] /
+//! [`OptState::find_typed`] for a whole state as a struct such as
+//! [`ScaleByAdamState<T>`](crate::ScaleByAdamState). Views copy no data (arrays share
+//! buffers) and check what they read: the piece's transformation, its fields, and each
+//! leaf's shape and dtype against the parameters given, with errors that say what was
+//! found.
 
 use ferrax_core::tree::{Path, PathElem, Tree};
 use ferrax_core::{Array, Error, Result};
@@ -35,6 +55,11 @@ pub enum OptState {
     Node(Vec<(&'static str, OptState)>),
     /// Positional children (one per piece of a `chain`).
     Seq(Vec<OptState>),
+    /// A piece of a [`chain`](crate::chain) labelled with the name of the transformation
+    /// that made it, so typed views can check what they read and errors can say what they
+    /// found. Transparent as a tree (no path element, no leaves of its own): checkpoints
+    /// and jitted steps see only the state inside, and the accessors look through it.
+    Tagged(&'static str, Box<OptState>),
 }
 
 impl OptState {
@@ -42,10 +67,33 @@ impl OptState {
     pub fn node(entries: Vec<(&'static str, OptState)>) -> OptState {
         OptState::Node(entries)
     }
+    /// `state` labelled as made by the transformation `transform` (see [`OptState::Tagged`]).
+    pub fn tagged(transform: &'static str, state: OptState) -> OptState {
+        let mut state = state;
+        while let OptState::Tagged(_, inner) = state {
+            state = *inner;
+        }
+        OptState::Tagged(transform, Box::new(state))
+    }
+    /// The state without its [`OptState::Tagged`] label (itself if it has none).
+    pub fn untagged(&self) -> &OptState {
+        match self {
+            OptState::Tagged(_, s) => s.untagged(),
+            s => s,
+        }
+    }
+    /// The name of the transformation that made this state, when it is a chain's piece.
+    pub fn transform_name(&self) -> Option<&'static str> {
+        match self {
+            OptState::Tagged(n, _) => Some(n),
+            _ => None,
+        }
+    }
     /// The direct child called `name` of a [`OptState::Node`].
     pub fn get(&self, name: &str) -> Option<&OptState> {
         match self {
             OptState::Node(es) => es.iter().find(|(n, _)| *n == name).map(|(_, s)| s),
+            OptState::Tagged(_, s) => s.get(name),
             _ => None,
         }
     }
@@ -53,6 +101,7 @@ impl OptState {
     pub fn get_mut(&mut self, name: &str) -> Option<&mut OptState> {
         match self {
             OptState::Node(es) => es.iter_mut().find(|(n, _)| *n == name).map(|(_, s)| s),
+            OptState::Tagged(_, s) => s.get_mut(name),
             _ => None,
         }
     }
@@ -64,6 +113,7 @@ impl OptState {
                     .find_map(|(n, s)| if *n == name { Some(s) } else { s.find(name) })
             }
             OptState::Seq(ss) => ss.iter().find_map(|s| s.find(name)),
+            OptState::Tagged(_, s) => s.find(name),
             _ => None,
         }
     }
@@ -76,6 +126,7 @@ impl OptState {
                 es.iter_mut().find_map(|(_, s)| s.find_mut(name))
             }
             OptState::Seq(ss) => ss.iter_mut().find_map(|s| s.find_mut(name)),
+            OptState::Tagged(_, s) => s.find_mut(name),
             _ => None,
         }
     }
@@ -84,6 +135,7 @@ impl OptState {
         match self {
             OptState::Seq(ss) => ss.iter().collect(),
             OptState::Node(es) => es.iter().map(|(_, s)| s).collect(),
+            OptState::Tagged(_, s) => s.children(),
             _ => Vec::new(),
         }
     }
@@ -91,6 +143,7 @@ impl OptState {
     pub fn as_array(&self) -> Option<&Array> {
         match self {
             OptState::Leaf(a) => Some(a),
+            OptState::Tagged(_, s) => s.as_array(),
             _ => None,
         }
     }
@@ -98,6 +151,7 @@ impl OptState {
     pub fn as_leaves(&self) -> Option<&[Array]> {
         match self {
             OptState::Leaves(v) => Some(v),
+            OptState::Tagged(_, s) => s.as_leaves(),
             _ => None,
         }
     }
@@ -159,7 +213,7 @@ impl OptState {
         Ok(v.to_vec())
     }
     pub(crate) fn seq(&self, op: &'static str, n: usize) -> Result<&[OptState]> {
-        match self {
+        match self.untagged() {
             OptState::Seq(s) if s.len() == n => Ok(s),
             _ => Err(Error::invalid(
                 op,
@@ -191,6 +245,7 @@ impl Tree for OptState {
                     path.with(PathElem::Index(i), |p| s.visit(p, f));
                 }
             }
+            OptState::Tagged(_, s) => (**s).visit(path, f),
         }
     }
     fn rebuild(
@@ -218,6 +273,7 @@ impl Tree for OptState {
                     .map(|(i, s)| path.with(PathElem::Index(i), |p| s.rebuild(p, f)))
                     .collect::<Result<_>>()?,
             ),
+            OptState::Tagged(n, s) => OptState::Tagged(n, Box::new((**s).rebuild(path, f)?)),
         })
     }
 }

@@ -299,9 +299,10 @@ impl<const D: usize, const H: usize, E: Float, const KVD: usize> MultiHeadAttent
 }
 
 /// A pre-norm transformer block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))` with a
-/// `D -> F -> D` MLP using exact GELU. `KVD` is the attention's key/value width (grouped
-/// heads, see [`MultiHeadAttention`]); [`TransformerBlock::decode`] runs the block over
-/// new positions with a [`KvCache`].
+/// `D -> F -> D` MLP using [`gelu`](crate::activation::gelu) (the tanh approximation, as
+/// `nn.gelu` in Flax's transformer examples). `KVD` is the attention's key/value width
+/// (grouped heads, see [`MultiHeadAttention`]); [`TransformerBlock::decode`] runs the block
+/// over new positions with a [`KvCache`].
 ///
 /// ```
 /// use ferrax_nn::{Rngs, TransformerBlock};
@@ -373,8 +374,9 @@ impl<const D: usize, const H: usize, const F: usize, E: Float, const KVD: usize>
         let n =
             Tensor::<(ferrax_core::Dyn, C<D>), E>::from_array(reshape(&x1, &[x1.numel() / D, D])?)?;
         let h = self.mlp_in.forward(&self.ln2.forward(&n));
+        // `nn.gelu` as Flax's transformer examples use it: the tanh approximation.
         let h: Tensor<(ferrax_core::Dyn, C<F>), E> =
-            Tensor::from_array(ferrax_core::ops::arith::gelu(h.array())?)?;
+            Tensor::from_array(ferrax_core::ops::arith::gelu_tanh(h.array())?)?;
         let m = reshape(self.mlp_out.forward(&h).array(), x1.shape())?;
         add(&x1, &m)
     }
