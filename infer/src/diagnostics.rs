@@ -1,7 +1,7 @@
 //! MCMC diagnostics on draws given per chain (`[chain][draw]`): split R-hat, effective
 //! sample size (NumPyro's Geyer initial-monotone estimator), rank-normalized bulk and
-//! tail ESS (Vehtari et al. 2021), Monte Carlo standard errors, quantiles, HPDI and the
-//! summary table.
+//! tail ESS (Vehtari et al. 2021's rank normalization, with NumPyro's estimator inside),
+//! autocorrelation, Monte Carlo standard errors, quantiles, HPDI and the summary table.
 //!
 //! ```
 //! use ferrax_infer::diagnostics::{effective_sample_size, split_gelman_rubin};
@@ -73,6 +73,22 @@ fn autocov(c: &[f64], max_lag: usize) -> Vec<f64> {
                 / n as f64
         })
         .collect()
+}
+
+/// Biased autocovariance of one chain at lags `0..n` (NumPyro's `autocovariance` with
+/// `bias=True`: lag-k sums of centered products divided by n).
+pub fn autocovariance(chain: &[f64]) -> Vec<f64> {
+    autocov(chain, chain.len())
+}
+
+/// Autocorrelation of one chain at lags `0..n`: the autocovariance over its lag-0 value
+/// (NumPyro's `autocorrelation`; NaN for a constant chain, as NumPyro's 0/0).
+pub fn autocorrelation(chain: &[f64]) -> Vec<f64> {
+    let g = autocovariance(chain);
+    match g.first() {
+        Some(&g0) => g.iter().map(|v| v / g0).collect(),
+        None => g,
+    }
 }
 
 /// Effective sample size (NumPyro's `effective_sample_size`: Geyer's initial monotone
@@ -185,7 +201,9 @@ pub fn quantile(x: &[f64], q: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
-/// Highest posterior density interval holding `prob` of the draws (NumPyro's `hpdi`).
+/// Highest posterior density interval holding `prob` of the draws (NumPyro's `hpdi`):
+/// with `L = floor(prob * n)` it is the narrowest `[sorted[i], sorted[i + L]]` (so it
+/// spans `L + 1` draws, as NumPyro's), the first one on ties.
 pub fn hpdi(x: &[f64], prob: f64) -> (f64, f64) {
     let mut v = x.to_vec();
     v.sort_by(f64::total_cmp);
@@ -193,14 +211,16 @@ pub fn hpdi(x: &[f64], prob: f64) -> (f64, f64) {
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
-    let m = ((prob * n as f64).floor() as usize).clamp(1, n);
+    // NumPyro has no window at all for prob = 1 (an empty argmin); the full range is the
+    // only interval holding every draw.
+    let l = ((prob.max(0.0) * n as f64).floor() as usize).min(n - 1);
     let mut best = (v[0], v[n - 1]);
     let mut width = f64::INFINITY;
-    for i in 0..=n - m {
-        let w = v[i + m - 1] - v[i];
+    for i in 0..n - l {
+        let w = v[i + l] - v[i];
         if w < width {
             width = w;
-            best = (v[i], v[i + m - 1]);
+            best = (v[i], v[i + l]);
         }
     }
     best

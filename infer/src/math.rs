@@ -223,20 +223,20 @@ impl ArrayMath for Array {
         self.neg()?.softplus()?.neg()
     }
     fn xlogy(&self, y: &Array) -> Result<Array> {
-        // Where x == 0 the log is replaced by 0 before multiplying, so log(0) = -inf never
-        // meets x = 0 (whose product would be NaN, and whose gradient would be NaN too).
-        let z = self.eqc(0.0)?;
+        // Only where x == 0 and log(y) is not finite (y <= 0) is y replaced by 1 before
+        // multiplying, so 0 * log(0) never makes a NaN value or gradient. Elsewhere the
+        // product stays, so d/dx = log(y) also at x = 0 (a Beta / Dirichlet concentration
+        // of exactly 1), as JAX's xlogy.
+        let z = and(&self.eqc(0.0)?, &y.lec(0.0)?)?;
         let one = scalar_like(y, 1.0)?;
         let safe_y = select_bcast(&z, &one, y)?;
-        let r = self.mul(&safe_y.log()?)?;
-        select_bcast(&z, &scalar_like(&r, 0.0)?, &r)
+        self.mul(&safe_y.log()?)
     }
     fn xlog1py(&self, y: &Array) -> Result<Array> {
-        let z = self.eqc(0.0)?;
+        let z = and(&self.eqc(0.0)?, &y.lec(-1.0)?)?;
         let zero = scalar_like(y, 0.0)?;
         let safe_y = select_bcast(&z, &zero, y)?;
-        let r = self.mul(&safe_y.log1p()?)?;
-        select_bcast(&z, &scalar_like(&r, 0.0)?, &r)
+        self.mul(&safe_y.log1p()?)
     }
     fn cast(&self, dt: DType) -> Result<Array> {
         if self.dtype() == dt {

@@ -190,10 +190,11 @@ fn quantiles_hpdi_and_summary() {
     assert!((quantile(&v, 0.05) - 1.45).abs() < 1e-12);
     assert!((quantile(&v, 0.5) - 5.5).abs() < 1e-12);
     assert!((quantile(&v, 0.95) - 9.55).abs() < 1e-12);
-    // HPDI of a right-skewed sample: the densest 50% window.
+    // HPDI of a right-skewed sample: the densest window of floor(prob n) + 1 draws
+    // (numpyro.diagnostics.hpdi gives [0, 0.5] and [0, 8] here).
     let s = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 2.0, 4.0, 8.0];
-    assert_eq!(hpdi(&s, 0.5), (0.0, 0.4));
-    assert_eq!(hpdi(&s, 0.9), (0.0, 4.0));
+    assert_eq!(hpdi(&s, 0.5), (0.0, 0.5));
+    assert_eq!(hpdi(&s, 0.9), (0.0, 8.0));
     // Summary row: mean/sd of pooled draws, mcse = sd / sqrt(ESS).
     let x = ar1(12, 2, 400, 0.4, 0.0);
     let r = SummaryRow::of(&x);

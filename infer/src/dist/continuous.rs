@@ -1,7 +1,7 @@
 //! Continuous univariate distributions (elementwise in their parameters: the batch shape
 //! is the broadcast of the parameter shapes, the event shape is `[]`).
 
-use super::{at, full_shape, promote, std_draw, Distribution, IntoArray};
+use super::{at, full_shape, on_support, promote, std_draw, Distribution, IntoArray};
 use crate::constraints::Constraint;
 use crate::error::Result;
 use crate::math::{full_like, where_, ArrayMath};
@@ -95,6 +95,11 @@ impl Distribution for Normal {
         let z = x.sub(&p[0])?.div(&p[1])?;
         Ok(un::erfc(&z.mulc(-std::f64::consts::FRAC_1_SQRT_2)?)?.mulc(0.5)?)
     }
+    fn sf(&self, value: &Array) -> Result<Array> {
+        let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
+        let z = x.sub(&p[0])?.div(&p[1])?;
+        Ok(un::erfc(&z.mulc(std::f64::consts::FRAC_1_SQRT_2)?)?.mulc(0.5)?)
+    }
     fn icdf(&self, q: &Array) -> Result<Array> {
         let (q, p) = at(q, &[&self.loc, &self.scale], self.dt)?;
         let z = un::erf_inv(&q.mulc(2.0)?.addc(-1.0)?)?.mulc(std::f64::consts::SQRT_2)?;
@@ -140,11 +145,13 @@ impl Distribution for HalfNormal {
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.scale], self.dt)?;
-        let z = x.div(&p[0])?;
-        Ok(z.square()?
-            .mulc(-0.5)?
-            .sub(&p[0].log()?)?
-            .addc(LN_2 - HALF_LN_2PI)?)
+        on_support(&x, &x.gec(0.0)?, &full_like(&x, 1.0)?, |x| {
+            let z = x.div(&p[0])?;
+            Ok(z.square()?
+                .mulc(-0.5)?
+                .sub(&p[0].log()?)?
+                .addc(LN_2 - HALF_LN_2PI)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let eps = draw(key, R::Normal, s, &self.batch, self.dt)?;
@@ -176,13 +183,15 @@ impl Distribution for LogNormal {
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
-        let lx = x.log()?;
-        let z = lx.sub(&p[0])?.div(&p[1])?;
-        Ok(z.square()?
-            .mulc(-0.5)?
-            .sub(&p[1].log()?)?
-            .addc(-HALF_LN_2PI)?
-            .sub(&lx)?)
+        on_support(&x, &x.gtc(0.0)?, &full_like(&x, 1.0)?, |x| {
+            let lx = x.log()?;
+            let z = lx.sub(&p[0])?.div(&p[1])?;
+            Ok(z.square()?
+                .mulc(-0.5)?
+                .sub(&p[1].log()?)?
+                .addc(-HALF_LN_2PI)?
+                .sub(&lx)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let eps = draw(key, R::Normal, s, &self.batch, self.dt)?;
@@ -276,6 +285,17 @@ impl Distribution for Cauchy {
             .mulc(1.0 / PI)?
             .addc(0.5)?)
     }
+    fn sf(&self, value: &Array) -> Result<Array> {
+        // atan(1/z) / pi above the median: 0.5 - atan(z) / pi would cancel there.
+        let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
+        let z = x.sub(&p[0])?.div(&p[1])?;
+        // 1 / z only where it is used, so the unused branch has no infinite gradient.
+        let pos = z.gtc(0.0)?;
+        let zp = where_(&pos, &z, &full_like(&z, 1.0)?)?;
+        let upper = zp.rdivc(1.0)?.atan()?.mulc(1.0 / PI)?;
+        let lower = z.atan()?.mulc(-1.0 / PI)?.addc(0.5)?;
+        Ok(where_(&pos, &upper, &lower)?)
+    }
     fn icdf(&self, q: &Array) -> Result<Array> {
         let (q, p) = at(q, &[&self.loc, &self.scale], self.dt)?;
         let z = un::tan(&q.addc(-0.5)?.mulc(PI)?)?;
@@ -305,7 +325,8 @@ impl Distribution for Cauchy {
         Ok(full_like(&self.loc.bcast(&self.batch)?, f64::NAN)?)
     }
     fn variance(&self) -> Result<Array> {
-        Ok(full_like(&self.loc.bcast(&self.batch)?, f64::INFINITY)?)
+        // Undefined (no mean to be the variance about): NaN, as NumPyro.
+        Ok(full_like(&self.loc.bcast(&self.batch)?, f64::NAN)?)
     }
 }
 
@@ -323,12 +344,14 @@ impl Distribution for HalfCauchy {
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.scale], self.dt)?;
-        let z = x.div(&p[0])?;
-        Ok(z.square()?
-            .log1p()?
-            .neg()?
-            .sub(&p[0].log()?)?
-            .addc(LN_2 - PI.ln())?)
+        on_support(&x, &x.gec(0.0)?, &full_like(&x, 1.0)?, |x| {
+            let z = x.div(&p[0])?;
+            Ok(z.square()?
+                .log1p()?
+                .neg()?
+                .sub(&p[0].log()?)?
+                .addc(LN_2 - PI.ln())?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let u = unif(key, s, &self.batch, self.dt)?;
@@ -352,9 +375,16 @@ impl Distribution for Laplace {
     fn cdf(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
         let z = x.sub(&p[0])?.div(&p[1])?;
-        // 0.5 - 0.5 sign(z) expm1(-|z|)
-        let t = un::sign(&z)?.mul(&z.abs()?.neg()?.expm1()?)?;
-        Ok(t.mulc(-0.5)?.addc(0.5)?)
+        // 0.5 exp(-|z|) is the tail on either side; forming it as 0.5 + 0.5 expm1(-|z|)
+        // would lose its relative accuracy.
+        let t = z.abs()?.neg()?.exp()?.mulc(0.5)?;
+        Ok(where_(&z.ltc(0.0)?, &t, &t.rsubc(1.0)?)?)
+    }
+    fn sf(&self, value: &Array) -> Result<Array> {
+        let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
+        let z = x.sub(&p[0])?.div(&p[1])?;
+        let t = z.abs()?.neg()?.exp()?.mulc(0.5)?;
+        Ok(where_(&z.gtc(0.0)?, &t, &t.rsubc(1.0)?)?)
     }
     fn icdf(&self, q: &Array) -> Result<Array> {
         let (q, p) = at(q, &[&self.loc, &self.scale], self.dt)?;
@@ -398,6 +428,10 @@ impl Distribution for Logistic {
     fn cdf(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
         Ok(x.sub(&p[0])?.div(&p[1])?.sigmoid()?)
+    }
+    fn sf(&self, value: &Array) -> Result<Array> {
+        let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
+        Ok(p[0].sub(&x)?.div(&p[1])?.sigmoid()?)
     }
     fn icdf(&self, q: &Array) -> Result<Array> {
         let (q, p) = at(q, &[&self.loc, &self.scale], self.dt)?;
@@ -457,10 +491,12 @@ impl Distribution for Uniform {
         true
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
-        // As NumPyro: constant over the support (values outside are not masked).
         let (x, p) = at(value, &[&self.low, &self.high], self.dt)?;
         let shape = crate::math::bshape("Uniform", x.shape(), &self.batch)?;
-        Ok(p[1].sub(&p[0])?.log()?.neg()?.bcast(&shape)?)
+        let inside = crate::math::and(&x.ge(&p[0])?, &x.le(&p[1])?)?;
+        on_support(&x, &inside, &p[0], |_| {
+            Ok(p[1].sub(&p[0])?.log()?.neg()?.bcast(&shape)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let u = draw(
@@ -495,6 +531,10 @@ impl Distribution for Exponential {
         let (x, p) = at(value, &[&self.rate], self.dt)?;
         Ok(p[0].mul(&x)?.neg()?.expm1()?.neg()?)
     }
+    fn sf(&self, value: &Array) -> Result<Array> {
+        let (x, p) = at(value, &[&self.rate], self.dt)?;
+        Ok(p[0].mul(&x)?.neg()?.exp()?)
+    }
     fn icdf(&self, q: &Array) -> Result<Array> {
         let (q, p) = at(q, &[&self.rate], self.dt)?;
         Ok(q.neg()?.log1p()?.neg()?.div(&p[0])?)
@@ -507,7 +547,9 @@ impl Distribution for Exponential {
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.rate], self.dt)?;
-        Ok(p[0].log()?.sub(&p[0].mul(&x)?)?)
+        on_support(&x, &x.gec(0.0)?, &full_like(&x, 1.0)?, |x| {
+            Ok(p[0].log()?.sub(&p[0].mul(x)?)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         Ok(draw(key, R::Exponential, s, &self.batch, self.dt)?.div(&self.rate)?)
@@ -535,7 +577,9 @@ impl Distribution for Gamma {
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.concentration, &self.rate], self.dt)?;
-        gamma_lp(&x, &p[0], &p[1])
+        on_support(&x, &x.gec(0.0)?, &full_like(&x, 1.0)?, |x| {
+            gamma_lp(x, &p[0], &p[1])
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let shape = full_shape(s, &self.batch, &[]);
@@ -610,11 +654,13 @@ impl Distribution for InverseGamma {
         let (x, p) = at(value, &[&self.concentration, &self.rate], self.dt)?;
         let (c, r) = (&p[0], &p[1]);
         // Gamma density of 1/x plus the Jacobian -2 log x.
-        let lx = x.log()?;
-        Ok(c.mul(&r.log()?)?
-            .sub(&c.lgamma()?)?
-            .sub(&c.addc(1.0)?.mul(&lx)?)?
-            .sub(&r.div(&x)?)?)
+        on_support(&x, &x.gtc(0.0)?, &full_like(&x, 1.0)?, |x| {
+            let lx = x.log()?;
+            Ok(c.mul(&r.log()?)?
+                .sub(&c.lgamma()?)?
+                .sub(&c.addc(1.0)?.mul(&lx)?)?
+                .sub(&r.div(x)?)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let shape = full_shape(s, &self.batch, &[]);
@@ -655,10 +701,13 @@ impl Distribution for Beta {
         )?;
         let (a, b) = (&p[0], &p[1]);
         let norm = a.lgamma()?.add(&b.lgamma()?)?.sub(&a.add(b)?.lgamma()?)?;
-        Ok(a.addc(-1.0)?
-            .xlogy(&x)?
-            .add(&b.addc(-1.0)?.xlog1py(&x.neg()?)?)?
-            .sub(&norm)?)
+        let inside = crate::math::and(&x.gec(0.0)?, &x.lec(1.0)?)?;
+        on_support(&x, &inside, &full_like(&x, 0.5)?, |x| {
+            Ok(a.addc(-1.0)?
+                .xlogy(x)?
+                .add(&b.addc(-1.0)?.xlog1py(&x.neg()?)?)?
+                .sub(&norm)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let shape = full_shape(s, &self.batch, &[]);
@@ -694,11 +743,13 @@ impl Distribution for Weibull {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.scale, &self.concentration], self.dt)?;
         let (l, k) = (&p[0], &p[1]);
-        let z = x.div(l)?;
-        Ok(k.div(l)?
-            .log()?
-            .add(&k.addc(-1.0)?.mul(&z.log()?)?)?
-            .sub(&z.pow(k)?)?)
+        on_support(&x, &x.gec(0.0)?, &full_like(&x, 1.0)?, |x| {
+            let z = x.div(l)?;
+            Ok(k.div(l)?
+                .log()?
+                .add(&k.addc(-1.0)?.mul(&z.log()?)?)?
+                .sub(&z.pow(k)?)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let e = draw(key, R::Exponential, s, &self.batch, self.dt)?;
@@ -735,9 +786,11 @@ impl Distribution for Pareto {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.scale, &self.alpha], self.dt)?;
         let (s, a) = (&p[0], &p[1]);
-        Ok(a.log()?
-            .add(&a.mul(&s.log()?)?)?
-            .sub(&a.addc(1.0)?.mul(&x.log()?)?)?)
+        on_support(&x, &x.ge(s)?, s, |x| {
+            Ok(a.log()?
+                .add(&a.mul(&s.log()?)?)?
+                .sub(&a.addc(1.0)?.mul(&x.log()?)?)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let e = draw(key, R::Exponential, s, &self.batch, self.dt)?;
@@ -772,6 +825,16 @@ impl Distribution for Gumbel {
     fn cdf(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
         Ok(x.sub(&p[0])?.div(&p[1])?.neg()?.exp()?.neg()?.exp()?)
+    }
+    fn sf(&self, value: &Array) -> Result<Array> {
+        let (x, p) = at(value, &[&self.loc, &self.scale], self.dt)?;
+        Ok(x.sub(&p[0])?
+            .div(&p[1])?
+            .neg()?
+            .exp()?
+            .neg()?
+            .expm1()?
+            .neg()?)
     }
     fn icdf(&self, q: &Array) -> Result<Array> {
         let (q, p) = at(q, &[&self.loc, &self.scale], self.dt)?;
@@ -928,9 +991,12 @@ impl Distribution for VonMises {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (x, p) = at(value, &[&self.loc, &self.concentration], self.dt)?;
         let k = &p[1];
-        Ok(k.mul(&x.sub(&p[0])?.cos()?)?
-            .sub(&log_i0(k)?)?
-            .addc(-(2.0 * PI).ln())?)
+        let inside = crate::math::and(&x.gec(-PI)?, &x.lec(PI)?)?;
+        on_support(&x, &inside, &full_like(&x, 0.0)?, |x| {
+            Ok(k.mul(&x.sub(&p[0])?.cos()?)?
+                .sub(&log_i0(k)?)?
+                .addc(-(2.0 * PI).ln())?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         // Best & Fisher (1979) rejection on the host, as numpy; rejected entries redraw

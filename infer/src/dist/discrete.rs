@@ -4,10 +4,10 @@
 //! parameters and are not bit-compatible with `jax.random.poisson`.
 
 use super::continuous::{common, params_struct};
-use super::{at, full_shape, promote, std_draw, Distribution, IntoArray};
+use super::{at, full_shape, on_support, promote, std_draw, Distribution, IntoArray};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
-use crate::math::{full_like, to_f64, where_, ArrayMath};
+use crate::math::{and, full_like, to_f64, where_, ArrayMath};
 use ferrax_core::prim::broadcast_in_dim::broadcast_in_dim;
 use ferrax_core::prim::random::Dist as R;
 use ferrax_core::random::Key;
@@ -154,16 +154,19 @@ impl Distribution for Binomial {
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (k, p) = at(value, &[&self.total_count, &self.param], self.dt)?;
         let (n, q) = (&p[0], &p[1]);
-        let nmk = n.sub(&k)?;
-        let comb = n
-            .addc(1.0)?
-            .lgamma()?
-            .sub(&k.addc(1.0)?.lgamma()?)?
-            .sub(&nmk.addc(1.0)?.lgamma()?)?;
-        Ok(match self.kind {
-            // k l - n softplus(l), written as NumPyro does for stability.
-            Param::Logits => comb.add(&k.mul(q)?)?.sub(&n.mul(&q.softplus()?)?)?,
-            Param::Probs => comb.add(&k.xlogy(q)?)?.add(&nmk.xlog1py(&q.neg()?)?)?,
+        let inside = and(&k.gec(0.0)?, &k.le(n)?)?;
+        on_support(&k, &inside, &full_like(&k, 0.0)?, |k| {
+            let nmk = n.sub(k)?;
+            let comb = n
+                .addc(1.0)?
+                .lgamma()?
+                .sub(&k.addc(1.0)?.lgamma()?)?
+                .sub(&nmk.addc(1.0)?.lgamma()?)?;
+            Ok(match self.kind {
+                // k l - n softplus(l), written as NumPyro does for stability.
+                Param::Logits => comb.add(&k.mul(q)?)?.sub(&n.mul(&q.softplus()?)?)?,
+                Param::Probs => comb.add(&k.xlogy(q)?)?.add(&nmk.xlog1py(&q.neg()?)?)?,
+            })
         })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
@@ -336,7 +339,9 @@ impl Distribution for Poisson {
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (k, p) = at(value, &[&self.rate], self.dt)?;
-        Ok(k.xlogy(&p[0])?.sub(&k.addc(1.0)?.lgamma()?)?.sub(&p[0])?)
+        on_support(&k, &k.gec(0.0)?, &full_like(&k, 0.0)?, |k| {
+            Ok(k.xlogy(&p[0])?.sub(&k.addc(1.0)?.lgamma()?)?.sub(&p[0])?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         poisson_sample(key, &self.rate, &full_shape(s, &self.batch, &[]), self.dt)
@@ -366,13 +371,15 @@ impl Distribution for NegativeBinomial2 {
         let (k, p) = at(value, &[&self.mean, &self.concentration], self.dt)?;
         let (mu, c) = (&p[0], &p[1]);
         let lt = c.add(mu)?.log()?;
-        Ok(k.add(c)?
-            .lgamma()?
-            .sub(&c.lgamma()?)?
-            .sub(&k.addc(1.0)?.lgamma()?)?
-            .add(&c.mul(&c.log()?.sub(&lt)?)?)?
-            .add(&k.xlogy(mu)?)?
-            .sub(&k.mul(&lt)?)?)
+        on_support(&k, &k.gec(0.0)?, &full_like(&k, 0.0)?, |k| {
+            Ok(k.add(c)?
+                .lgamma()?
+                .sub(&c.lgamma()?)?
+                .sub(&k.addc(1.0)?.lgamma()?)?
+                .add(&c.mul(&c.log()?.sub(&lt)?)?)?
+                .add(&k.xlogy(mu)?)?
+                .sub(&k.mul(&lt)?)?)
+        })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {
         let (k1, k2) = key.split2()?;
@@ -441,13 +448,15 @@ impl Distribution for Geometric {
     }
     fn log_prob(&self, value: &Array) -> Result<Array> {
         let (k, p) = at(value, &[&self.param], self.dt)?;
-        Ok(match self.kind {
-            // log p = -softplus(-l), log(1 - p) = -softplus(l).
-            Param::Logits => k
-                .mul(&p[0].softplus()?)?
-                .neg()?
-                .sub(&p[0].neg()?.softplus()?)?,
-            Param::Probs => k.mul(&p[0].neg()?.log1p()?)?.add(&p[0].log()?)?,
+        on_support(&k, &k.gec(0.0)?, &full_like(&k, 0.0)?, |k| {
+            Ok(match self.kind {
+                // log p = -softplus(-l), log(1 - p) = -softplus(l).
+                Param::Logits => k
+                    .mul(&p[0].softplus()?)?
+                    .neg()?
+                    .sub(&p[0].neg()?.softplus()?)?,
+                Param::Probs => k.mul(&p[0].neg()?.log1p()?)?.add(&p[0].log()?)?,
+            })
         })
     }
     fn sample(&self, key: &Key, s: &[usize]) -> Result<Array> {

@@ -117,45 +117,53 @@ impl Distribution for MixtureSameFamily {
     }
     fn mean(&self) -> Result<Array> {
         let (w, m, _) = self.moments()?;
-        let n = w.len() / self.k();
-        let v: Vec<f64> = (0..n)
-            .map(|o| {
-                (0..self.k())
-                    .map(|j| w[o * self.k() + j] * m[o * self.k() + j])
+        let (k, e) = (self.k(), self.event_size());
+        let n = w.len() / k;
+        let v: Vec<f64> = (0..n * e)
+            .map(|i| {
+                let (o, t) = (i / e, i % e);
+                (0..k).map(|j| w[o * k + j] * m[(o * k + j) * e + t]).sum()
+            })
+            .collect();
+        self.on_batch_event(v)
+    }
+    fn variance(&self) -> Result<Array> {
+        // Law of total variance, per event coordinate: E[Var_k] + Var[E_k].
+        let (w, m, var) = self.moments()?;
+        let (k, e) = (self.k(), self.event_size());
+        let n = w.len() / k;
+        let v: Vec<f64> = (0..n * e)
+            .map(|i| {
+                let (o, t) = (i / e, i % e);
+                let at = |j: usize| (o * k + j) * e + t;
+                let mu: f64 = (0..k).map(|j| w[o * k + j] * m[at(j)]).sum();
+                (0..k)
+                    .map(|j| w[o * k + j] * (var[at(j)] + (m[at(j)] - mu) * (m[at(j)] - mu)))
                     .sum()
             })
             .collect();
-        Ok(Array::from_vec(self.batch.clone(), v)?.cast(self.dtype())?)
-    }
-    fn variance(&self) -> Result<Array> {
-        // Law of total variance: E[Var_k] + Var[E_k].
-        let (w, m, var) = self.moments()?;
-        let k = self.k();
-        let n = w.len() / k;
-        let v: Vec<f64> = (0..n)
-            .map(|o| {
-                let r = o * k..(o + 1) * k;
-                let mu: f64 = r.clone().map(|i| w[i] * m[i]).sum();
-                r.map(|i| w[i] * (var[i] + (m[i] - mu) * (m[i] - mu))).sum()
-            })
-            .collect();
-        Ok(Array::from_vec(self.batch.clone(), v)?.cast(self.dtype())?)
+        self.on_batch_event(v)
     }
 }
 
 impl MixtureSameFamily {
-    /// Weights, component means and variances on the host, each `batch ++ [K]`
-    /// (univariate components only).
+    fn event_size(&self) -> usize {
+        self.component.event_shape().iter().product()
+    }
+
+    fn on_batch_event(&self, v: Vec<f64>) -> Result<Array> {
+        let shape = full_shape(&[], &self.batch, &self.component.event_shape());
+        Ok(Array::from_vec(shape, v)?.cast(self.dtype())?)
+    }
+
+    /// On the host: the weights (`batch ++ [K]`) and the component means and variances
+    /// (`batch ++ [K] ++ event`; for multivariate components the variance is the
+    /// per-coordinate one, as NumPyro's).
     fn moments(&self) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-        if !self.component.event_shape().is_empty() {
-            return Err(Error::unsupported(
-                "MixtureSameFamily",
-                "mean and variance are implemented for univariate components only",
-            ));
-        }
         let mut s = self.batch.clone();
         s.push(self.k());
         let w = to_f64(&self.mixing.logits.exp()?.bcast(&s)?)?;
+        s.extend(self.component.event_shape());
         let m = to_f64(&self.component.mean()?.bcast(&s)?)?;
         let v = to_f64(&self.component.variance()?.bcast(&s)?)?;
         Ok((w, m, v))

@@ -84,6 +84,12 @@ pub trait Distribution: fmt::Debug + Send + Sync {
     fn cdf(&self, _value: &Array) -> Result<Array> {
         Err(Error::unsupported(self.name(), "cdf is not implemented"))
     }
+    /// Survival function `1 - cdf`. Distributions with a closed-form upper tail override
+    /// it so that it keeps its relative accuracy where `cdf` is close to 1 (what
+    /// [`Truncated`] needs for bounds far in the upper tail).
+    fn sf(&self, value: &Array) -> Result<Array> {
+        Ok(self.cdf(value)?.rsubc(1.0)?)
+    }
     /// Inverse of [`Distribution::cdf`].
     fn icdf(&self, _q: &Array) -> Result<Array> {
         Err(Error::unsupported(self.name(), "icdf is not implemented"))
@@ -134,6 +140,9 @@ impl<D: Distribution + ?Sized> Distribution for Arc<D> {
     }
     fn cdf(&self, value: &Array) -> Result<Array> {
         (**self).cdf(value)
+    }
+    fn sf(&self, value: &Array) -> Result<Array> {
+        (**self).sf(value)
     }
     fn icdf(&self, q: &Array) -> Result<Array> {
         (**self).icdf(q)
@@ -264,6 +273,27 @@ pub(crate) fn at(value: &Array, params: &[&Array], dt: DType) -> Result<(Array, 
         .map(|p| p.cast(dt))
         .collect::<ferrax_core::Result<Vec<_>>>()?;
     Ok((v, ps))
+}
+
+/// NumPyro's log density outside the support: `-inf` where `inside` is false. `f` (the
+/// density formula) is evaluated at `x` where `inside` holds and at `safe` (a point of the
+/// support) elsewhere, so neither its value nor its gradient meets an out-of-support
+/// argument (a NaN there would leak into parameter gradients through the masked branch).
+pub(crate) fn on_support(
+    x: &Array,
+    inside: &Array,
+    safe: &Array,
+    f: impl FnOnce(&Array) -> Result<Array>,
+) -> Result<Array> {
+    let xs = crate::math::where_(inside, x, &safe.cast(x.dtype())?)?;
+    let lp = f(&xs)?;
+    let shape = bshape("log_prob", inside.shape(), lp.shape())?;
+    let lp = lp.bcast(&shape)?;
+    Ok(crate::math::where_(
+        &inside.bcast(&shape)?,
+        &lp,
+        &crate::math::full_like(&lp, f64::NEG_INFINITY)?,
+    )?)
 }
 
 /// `sample_shape ++ batch ++ event`.

@@ -65,7 +65,10 @@ pub fn close(got: &[f64], want: &[f64], rtol: f64, atol: f64, what: &str) {
         want.len()
     );
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let ok = (g == w) || (g.is_nan() && w.is_nan()) || (g - w).abs() <= atol + rtol * w.abs();
+        // An infinite `w` must be matched exactly: `rtol * |w|` would accept anything.
+        let ok = (g == w)
+            || (g.is_nan() && w.is_nan())
+            || (w.is_finite() && (g - w).abs() <= atol + rtol * w.abs());
         assert!(
             ok,
             "{what}[{i}]: got {g:e}, want {w:e} (diff {:e})",
