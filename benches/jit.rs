@@ -23,8 +23,17 @@ fn b2(c: &mut Criterion) {
     });
     let _ = gelu_affine(&x);
     g.bench_function("jit_fused", |b| b.iter(|| black_box(gelu_affine(&x))));
+    // The ceilings: the same bytes copied into a buffer that already exists (memory
+    // bandwidth), and into a freshly allocated one (plus page faults on first touch).
     let src = x.to_vec().unwrap();
-    g.bench_function("copy_ceiling", |b| {
+    let mut dst = vec![0.0f32; N];
+    g.bench_function("copy_ceiling_prealloc", |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&dst);
+        })
+    });
+    g.bench_function("copy_ceiling_fresh", |b| {
         b.iter(|| {
             let v: Vec<f32> = black_box(&src).clone();
             black_box(v)

@@ -187,6 +187,25 @@ fn bench_b5(c: &mut Criterion) {
             black_box(r[0].to_vec::<f32>().expect("B5 result"))
         })
     });
+    // The same computation through the composition macros: one typed expression, the
+    // result a `Stacked<Mlp3, C<128>>` (one stacked array per parameter leaf).
+    let per_example = fx::jit!(fx::vmap!(
+        fx::grad!(
+            |m: &Mlp3, x: &Tensor<(C<784>,)>, y: &Tensor<(), i32>| -> Tensor<()> {
+                mlp3_loss(m, &x.reshape::<(C<1>, C<784>)>(), &y.reshape::<(C<1>,)>())
+            },
+            wrt = m
+        ),
+        in_axes = (None, 0, 0)
+    ));
+    let first = per_example(&m, &x, &y);
+    black_box(first.leaves()[0].to_vec::<f32>().expect("B5 result"));
+    g.bench_function("mlp3_b128_fx_jit_vmap_grad", |b| {
+        b.iter(|| {
+            let r = per_example(&m, &x, &y);
+            black_box(r.leaves()[0].to_vec::<f32>().expect("B5 result"))
+        })
+    });
     g.finish();
 }
 

@@ -23,10 +23,20 @@ if grep -q "^skipping" target/gpu-tests.log; then
     echo "FAIL: GPU tests skipped on this machine:"; grep "^skipping" target/gpu-tests.log; exit 1
 fi
 
-echo "== whole suite with FERRAX_DEVICE=$FERRAX_DEVICE"
-# NOTE: core's executor does not yet route through the CUDA backend; this run checks that
-# the suite passes with the feature on and the variable set, not that it ran on the GPU.
-$CARGO test --workspace --features cuda
+echo "== device routing on the GPU (must not print 'skipping')"
+$CARGO test --features cuda --test device -- --nocapture 2>&1 | tee target/gpu-device.log
+if grep -q "^skipping" target/gpu-device.log; then
+    echo "FAIL: device tests skipped on this machine"; exit 1
+fi
+
+echo "== facade suite with FERRAX_DEVICE=$FERRAX_DEVICE"
+# The facade registers the CUDA backend at start-up (feature `cuda`), so every staged call
+# (#[jit], #[grad], #[vmap], fx::...) on host arguments runs its whole program on the GPU
+# and brings the results back; eager ops on host arrays stay on the host.
+$CARGO test --features cuda
+
+echo "== library crates (host: they do not link ferrax-cuda, so cuda:N does not resolve there)"
+env -u FERRAX_DEVICE $CARGO test --workspace --exclude ferrax --exclude ferrax-cuda
 
 echo "== GPU benchmarks"
 $CARGO run --release -p ferrax-cuda --example gpu_bench

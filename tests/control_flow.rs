@@ -154,6 +154,45 @@ fn cond_grads_with_captured_tracer_operand() {
     }
 }
 
+#[test]
+fn cond_value_grad_and_jvp_match_closed_form() {
+    // f(x, w) = sum(cond(sum(x) > 0, x * w, x - w * w)) with `w` captured by the branches:
+    // true: df/dx = w, df/dw = x; false: df/dx = 1, df/dw = -2w.
+    let f = |a: &[Array]| -> Result<Array> {
+        let w = &a[1];
+        let t = |o: &[Array]| -> Result<Vec<Array>> { Ok(vec![mul(&o[0], w)?]) };
+        let e = |o: &[Array]| -> Result<Vec<Array>> { Ok(vec![sub(&o[0], &mul(w, w)?)?]) };
+        let pred = compare(CompareOp::Gt, &sum_all(&a[0])?, &Array::scalar(0.0f64))?;
+        sum_all(&cond(&pred, &t, &e, std::slice::from_ref(&a[0]))?[0])
+    };
+    let (wv, tx, tw) = ([0.7, -1.1], [0.5, -2.0], [1.5, 0.25]);
+    for xv in [[1.0, 0.5], [-3.0, 0.5]] {
+        let pos = xv[0] + xv[1] > 0.0;
+        let args = vec![arr(&[2], xv.to_vec()), arr(&[2], wv.to_vec())];
+        let (v, g) = ferrax::ad::value_and_grad(&args, |a| f(a).unwrap()).unwrap();
+        let (mut want_v, mut gx, mut gw, mut want_t) = (0.0, vec![], vec![], 0.0);
+        for i in 0..2 {
+            if pos {
+                want_v += xv[i] * wv[i];
+                gx.push(wv[i]);
+                gw.push(xv[i]);
+                want_t += tx[i] * wv[i] + xv[i] * tw[i];
+            } else {
+                want_v += xv[i] - wv[i] * wv[i];
+                gx.push(1.0);
+                gw.push(-2.0 * wv[i]);
+                want_t += tx[i] - 2.0 * wv[i] * tw[i];
+            }
+        }
+        close(&vals(&v), &[want_v], 1e-12);
+        close(&vals(&g[0]), &gx, 1e-12);
+        close(&vals(&g[1]), &gw, 1e-12);
+        let t = vec![arr(&[2], tx.to_vec()), arr(&[2], tw.to_vec())];
+        let (_, tout) = ferrax::ad::jvp(&args, &t, |a| f(a).unwrap()).unwrap();
+        close(&vals(&tout), &[want_t], 1e-12);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // while_loop / fori_loop
 

@@ -3,7 +3,9 @@
 //! primitive's `vjp` rule (written with lax functions, so the result is a program that can
 //! be transformed again: grad of grad, jvp of grad). Forward mode is derived from the
 //! reverse rules by the linearity trick: `u ↦ vjp(f, x)(u)` is linear, so its own vjp at
-//! any point applied to a tangent `t` gives `J·t`.
+//! any point applied to a tangent `t` gives `J·t`. Partial evaluation splits such programs
+//! into a part run now (the primal, residuals) and a part run later (the backward pass of
+//! a [`Pullback`], the linear map of [`linearize`]).
 
 use crate::array::{AVal, Array};
 use crate::error::{Error, Result};
@@ -79,6 +81,19 @@ pub fn vjp_emit(
     wrt: &[bool],
     cts: &[Option<Array>],
 ) -> Result<(Vec<Array>, Vec<Array>)> {
+    vjp_emit_known(p, args, wrt, cts, &HashMap::new())
+}
+
+/// [`vjp_emit`] where some forward values are already known (`known` maps result variables
+/// of `p` to their values): an equation whose results are all known is not re-emitted.
+/// Remat policies use this to read saved residuals instead of recomputing them.
+pub fn vjp_emit_known(
+    p: &Program,
+    args: &[Array],
+    wrt: &[bool],
+    cts: &[Option<Array>],
+    known: &HashMap<Var, Array>,
+) -> Result<(Vec<Array>, Vec<Array>)> {
     let active = active_vars(p, wrt);
     let mut env: HashMap<Var, Array> = HashMap::with_capacity(p.avals.len());
     for (v, a) in p.inputs.iter().zip(args) {
@@ -88,6 +103,12 @@ pub fn vjp_emit(
         env.insert(*v, a.clone());
     }
     for e in &p.eqns {
+        if !known.is_empty() && e.outs.iter().all(|o| known.contains_key(o)) {
+            for o in &e.outs {
+                env.insert(*o, known[o].clone());
+            }
+            continue;
+        }
         let ins: Vec<&Array> = e.ins.iter().map(|v| &env[v]).collect();
         let outs = crate::array::bind(e.prim.clone(), &ins)?;
         for (o, a) in e.outs.iter().zip(outs) {
@@ -279,8 +300,9 @@ pub fn grad<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<W> {
 }
 
 /// `f`'s value and a pullback: the pullback maps a cotangent of the result (same structure
-/// as the result) to the cotangent of `w`. The forward pass runs once; the pullback runs
-/// only the backward equations (residuals are the forward values it reads).
+/// as the result) to the cotangent of `w`. The forward pass runs once, here; the joint
+/// program is split ([`partial_eval`]) so the pullback runs only the backward equations on
+/// the saved residuals.
 pub fn vjp<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<(R, Pullback<W>)> {
     let (prog, template, captured) = trace_tree(w, f)?;
     let w_leaves = tree::leaves(w);
@@ -290,25 +312,33 @@ pub fn vjp<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<(R, Pullb
     let joint = vjp_program(&prog, &wrt)?;
     let mut args = w_leaves;
     args.extend(captured);
-    let outs = interpret(&prog, &args)?;
+    let n_out = prog.outputs.len();
+    let mut unknown = vec![false; args.len()];
+    unknown.extend(std::iter::repeat_n(true, n_out));
+    let split = partial_eval(&joint, &unknown)?;
+    let residuals = interpret(&split.known, &args)?;
+    let outs: Vec<Array> = (0..n_out)
+        .map(|i| residuals[split.known_outputs[i].expect("primal outputs are known")].clone())
+        .collect();
     let r = rebuild_from(&template, &mut outs.into_iter())?;
+    let (backward, residuals) = drop_unused_inputs(split.unknown, residuals);
     Ok((
         r,
         Pullback {
-            joint,
-            args,
+            backward,
+            residuals,
             n_w,
-            n_out: prog.outputs.len(),
+            n_out,
             template_w: w.rebuild(&mut Path::default(), &mut |_, a| Ok(a.clone()))?,
         },
     ))
 }
 
-/// The backward half of [`vjp`].
+/// The backward half of [`vjp`]: the backward program and the residuals it reads.
 #[derive(Debug)]
 pub struct Pullback<W> {
-    joint: Program,
-    args: Vec<Array>,
+    backward: Program,
+    residuals: Vec<Array>,
     n_w: usize,
     n_out: usize,
     template_w: W,
@@ -325,11 +355,311 @@ impl<W: Tree> Pullback<W> {
                 self.n_out
             )));
         }
-        let mut a = self.args.clone();
+        let mut a = self.residuals.clone();
         a.extend(cts);
-        let outs = interpret(&crate::ir::passes::dce(&self.joint), &a)?;
+        let outs = interpret(&self.backward, &a)?;
         let grads: Vec<Array> = outs[self.n_out..self.n_out + self.n_w].to_vec();
         rebuild_from(&self.template_w, &mut grads.into_iter())
+    }
+    /// Number of residual arrays the pullback holds (forward values its backward reads,
+    /// the differentiated arguments included).
+    pub fn num_residuals(&self) -> usize {
+        self.residuals.len()
+    }
+}
+
+/// A program split by [`partial_eval`] into the part computable from the known inputs and
+/// the part that needs the unknown ones.
+#[derive(Debug, Clone)]
+pub struct PartialEval {
+    /// Known inputs (in order) -> residuals.
+    pub known: Program,
+    /// Residuals ++ unknown inputs (in order) -> every output of the original program.
+    pub unknown: Program,
+    /// For each output of the original program: `Some(i)` if it is known (residual `i`).
+    pub known_outputs: Vec<Option<usize>>,
+    /// Residuals read by equations of the unknown part (the other residuals are known
+    /// outputs passed through).
+    pub saved: Vec<Var>,
+}
+
+/// Partial evaluation (JAX's `partial_eval_jaxpr`): splits `p` given which inputs are
+/// unknown. An equation is unknown if any operand is; known values that unknown equations
+/// read (or that are outputs) become residuals, outputs of the known program and inputs of
+/// the unknown one. Constants stay in both programs. Used to run a forward pass once and
+/// keep only residuals ([`vjp`], [`linearize`]); the count of residuals is what remat
+/// policies reduce.
+pub fn partial_eval(p: &Program, unknown_inputs: &[bool]) -> Result<PartialEval> {
+    if unknown_inputs.len() != p.inputs.len() {
+        return Err(Error::invalid(
+            "partial_eval",
+            format!(
+                "{} input flags for a program of {} inputs",
+                unknown_inputs.len(),
+                p.inputs.len()
+            ),
+        ));
+    }
+    let mut unk = vec![false; p.avals.len()];
+    let mut is_const = vec![false; p.avals.len()];
+    for (v, _) in &p.consts {
+        is_const[v.index()] = true;
+    }
+    for (v, u) in p.inputs.iter().zip(unknown_inputs) {
+        unk[v.index()] = *u;
+    }
+    let mut known_eqns = Vec::new();
+    let mut unknown_eqns = Vec::new();
+    let mut residual_of: HashMap<Var, usize> = HashMap::new();
+    let mut residuals: Vec<Var> = Vec::new();
+    let mut saved = Vec::new();
+    fn need(
+        v: Var,
+        residual_of: &mut HashMap<Var, usize>,
+        residuals: &mut Vec<Var>,
+        saved: Option<&mut Vec<Var>>,
+    ) -> usize {
+        if let Some(i) = residual_of.get(&v) {
+            return *i;
+        }
+        residual_of.insert(v, residuals.len());
+        residuals.push(v);
+        if let Some(s) = saved {
+            s.push(v);
+        }
+        residuals.len() - 1
+    }
+    for e in &p.eqns {
+        if e.ins.iter().any(|v| unk[v.index()]) {
+            for v in &e.ins {
+                if !unk[v.index()] && !is_const[v.index()] {
+                    need(*v, &mut residual_of, &mut residuals, Some(&mut saved));
+                }
+            }
+            for o in &e.outs {
+                unk[o.index()] = true;
+            }
+            unknown_eqns.push(e.clone());
+        } else {
+            known_eqns.push(e.clone());
+        }
+    }
+    let mut known_outputs = Vec::with_capacity(p.outputs.len());
+    for o in &p.outputs {
+        if unk[o.index()] {
+            known_outputs.push(None);
+        } else {
+            // Constants are passed through too, so every known output has an index.
+            let i = need(*o, &mut residual_of, &mut residuals, None);
+            known_outputs.push(Some(i));
+        }
+    }
+    let known = crate::ir::passes::dce(&Program {
+        avals: p.avals.clone(),
+        inputs: p
+            .inputs
+            .iter()
+            .zip(unknown_inputs)
+            .filter(|(_, u)| !**u)
+            .map(|(v, _)| *v)
+            .collect(),
+        consts: p.consts.clone(),
+        eqns: known_eqns,
+        outputs: residuals.clone(),
+    });
+    let mut u_inputs = residuals.clone();
+    u_inputs.extend(
+        p.inputs
+            .iter()
+            .zip(unknown_inputs)
+            .filter(|(_, u)| **u)
+            .map(|(v, _)| *v),
+    );
+    // A residual that is a constant of `p` would be defined twice in the unknown part.
+    let unknown_consts: Vec<(Var, Array)> = p
+        .consts
+        .iter()
+        .filter(|(v, _)| !residual_of.contains_key(v))
+        .cloned()
+        .collect();
+    let unknown = crate::ir::passes::dce(&Program {
+        avals: p.avals.clone(),
+        inputs: u_inputs,
+        consts: unknown_consts,
+        eqns: unknown_eqns,
+        outputs: p.outputs.clone(),
+    });
+    Ok(PartialEval {
+        known,
+        unknown,
+        known_outputs,
+        saved,
+    })
+}
+
+/// The residuals reverse mode saves for `f` at `w` (`jax.ad_checkpoint.print_saved_residuals`):
+/// the abstract values of the forward intermediates its backward pass reads, in program
+/// order (arguments, which are alive anyway, are not listed). Remat and its policies shrink
+/// this list.
+pub fn saved_residuals<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<Vec<AVal>> {
+    let (prog, _, captured) = trace_tree(w, f)?;
+    let n_w = tree::leaves(w).len();
+    let mut wrt = vec![true; n_w];
+    wrt.extend(std::iter::repeat_n(false, captured.len()));
+    let joint = vjp_program(&prog, &wrt)?;
+    let mut unknown = vec![false; prog.inputs.len()];
+    unknown.extend(std::iter::repeat_n(true, prog.outputs.len()));
+    let split = partial_eval(&joint, &unknown)?;
+    Ok(split
+        .saved
+        .iter()
+        .filter(|v| !joint.inputs.contains(v))
+        .map(|v| joint.aval(*v).clone())
+        .collect())
+}
+
+/// `f`'s value and its linearization at `w` (`jax.linearize`): the primal runs once, here;
+/// the returned [`Linearized`] holds the linear part of the forward-mode program (only
+/// operations on tangents, whose coefficients are saved residuals) and maps a tangent of
+/// `w` to the tangent of the result without re-running the primal.
+pub fn linearize<W: Tree, R: Tree>(
+    w: &W,
+    f: impl FnOnce(&W) -> R,
+) -> Result<(R, Linearized<W, R>)> {
+    let (prog, template, captured) = trace_tree(w, f)?;
+    let w_leaves = tree::leaves(w);
+    let n_w = w_leaves.len();
+    let n_out = prog.outputs.len();
+    let mut args = w_leaves;
+    args.extend(captured);
+    // The jvp program: (primals, tangents of w) -> (outputs, output tangents). Captured
+    // values have zero tangents (constants, hence known).
+    let mut avals: Vec<AVal> = args.iter().map(|a| a.aval().clone()).collect();
+    avals.extend(args[..n_w].iter().map(|a| a.aval().clone()));
+    let n_args = args.len();
+    let (jprog, cap) = trace_fn(&avals, |xs| {
+        let (ps, ts) = xs.split_at(n_args);
+        let mut tangents = ts.to_vec();
+        for c in &ps[n_w..] {
+            tangents.push(Array::zeros(c.shape(), c.dtype()));
+        }
+        let (outs, touts) = jvp_emit(&prog, ps, &tangents)?;
+        Ok(outs.into_iter().chain(touts).collect())
+    })?;
+    debug_assert!(cap.is_empty());
+    let mut unknown = vec![false; n_args];
+    unknown.extend(std::iter::repeat_n(true, n_w));
+    let split = partial_eval(&jprog, &unknown)?;
+    let residuals = interpret(&split.known, &args)?;
+    let mut outs = Vec::with_capacity(n_out);
+    for i in 0..n_out {
+        let k = split.known_outputs[i].ok_or_else(|| {
+            Error::invalid("linearize", "a primal output depends on the tangents")
+        })?;
+        outs.push(residuals[k].clone());
+    }
+    let mut linear = split.unknown;
+    linear.outputs = linear.outputs[n_out..].to_vec();
+    let linear = crate::ir::passes::optimize(&linear)?;
+    let (linear, residuals) = drop_unused_inputs(linear, residuals);
+    let r = rebuild_from(&template, &mut outs.into_iter())?;
+    let template_r = tree_clone(&r);
+    // Applied eagerly many times (jacobian columns, iterative solvers): compile it once.
+    let compiled = if !crate::trace::is_tracing() && residuals.iter().all(|a| !a.is_tracer()) {
+        Some(crate::exec::Executable::compile(&linear)?)
+    } else {
+        None
+    };
+    Ok((
+        r,
+        Linearized {
+            linear,
+            compiled,
+            residuals,
+            n_w,
+            template_r,
+            _w: std::marker::PhantomData,
+        },
+    ))
+}
+
+/// Removes the leading inputs of `p` (bound to `vals`) that nothing reads, with their values.
+fn drop_unused_inputs(mut p: Program, vals: Vec<Array>) -> (Program, Vec<Array>) {
+    let mut used = vec![false; p.avals.len()];
+    for e in &p.eqns {
+        for v in &e.ins {
+            used[v.index()] = true;
+        }
+    }
+    for v in &p.outputs {
+        used[v.index()] = true;
+    }
+    let n = vals.len();
+    let mut kept = Vec::with_capacity(n);
+    let mut inputs = Vec::with_capacity(p.inputs.len());
+    for (v, a) in p.inputs[..n].iter().zip(vals) {
+        if used[v.index()] {
+            inputs.push(*v);
+            kept.push(a);
+        }
+    }
+    inputs.extend_from_slice(&p.inputs[n..]);
+    p.inputs = inputs;
+    (p, kept)
+}
+
+/// The linear map returned by [`linearize`]: `t ↦ J·t` at the linearization point.
+#[derive(Debug)]
+pub struct Linearized<W, R> {
+    linear: Program,
+    compiled: Option<crate::exec::Executable>,
+    residuals: Vec<Array>,
+    n_w: usize,
+    template_r: R,
+    _w: std::marker::PhantomData<fn(&W)>,
+}
+
+impl<W: Tree, R: Tree> Linearized<W, R> {
+    /// The result tangent for the tangent `t` of the argument (same structure as `w`).
+    pub fn call(&self, t: &W) -> Result<R> {
+        let ts = tree::leaves(t);
+        if ts.len() != self.n_w {
+            return Err(Error::Tree(format!(
+                "linearize: the tangent has {} leaves, the argument has {}",
+                ts.len(),
+                self.n_w
+            )));
+        }
+        let n_res = self.residuals.len();
+        for (i, (tv, v)) in ts.iter().zip(&self.linear.inputs[n_res..]).enumerate() {
+            if tv.aval() != self.linear.aval(*v) {
+                return Err(Error::invalid(
+                    "linearize",
+                    format!(
+                        "tangent leaf {i} is {}, the argument's leaf is {}",
+                        tv.aval(),
+                        self.linear.aval(*v)
+                    ),
+                ));
+            }
+        }
+        let traced = crate::trace::is_tracing() || ts.iter().any(|t| t.is_tracer());
+        let mut a = self.residuals.clone();
+        a.extend(ts);
+        let outs = match &self.compiled {
+            Some(exe) if !traced => exe.run_owned(a)?,
+            _ => interpret(&self.linear, &a)?,
+        };
+        rebuild_from(&self.template_r, &mut outs.into_iter())
+    }
+    /// The linear program: inputs are the residuals then the tangent leaves; outputs are
+    /// the result's tangent leaves.
+    pub fn program(&self) -> &Program {
+        &self.linear
+    }
+    /// Number of saved residual arrays.
+    pub fn num_residuals(&self) -> usize {
+        self.residuals.len()
     }
 }
 
@@ -453,6 +783,74 @@ pub fn hessian(x: &Array, f: impl Fn(&Array) -> Result<Array>) -> Result<Array> 
         let (_, g) = vjp_emit(&prog, &args, &wrt, &[Some(one)])?;
         Ok(g[0].clone())
     })
+}
+
+/// The Hessian of a scalar function of a tree (`jax.hessian` over a pytree, flattened):
+/// the float leaves of `w` are concatenated in leaf order into one vector of `n` elements
+/// and the result is the `n x n` Hessian of the loss (the first leaf of `f`'s result) with
+/// respect to it. For a single tensor leaf of shape `S` the result has shape `S ++ S`, as
+/// `jax.hessian`. Integer leaves are held fixed. Float leaves must share one dtype.
+pub fn hessian_tree<W: Tree, R: Tree>(w: &W, f: impl FnOnce(&W) -> R) -> Result<Array> {
+    // `hessian` traces its function exactly once; the cell lets `f` be `FnOnce`.
+    let f = std::cell::Cell::new(Some(f));
+    let leaves = tree::leaves(w);
+    let floats: Vec<&Array> = leaves.iter().filter(|a| a.dtype().is_float()).collect();
+    let Some(first) = floats.first() else {
+        return Err(Error::invalid(
+            "hessian",
+            "the differentiated argument has no float leaves",
+        ));
+    };
+    let dtype = first.dtype();
+    if let Some(o) = floats.iter().find(|a| a.dtype() != dtype) {
+        return Err(Error::invalid(
+            "hessian",
+            format!("float leaves of mixed dtypes: {dtype} and {}", o.dtype()),
+        ));
+    }
+    let flat: Vec<Array> = floats
+        .iter()
+        .map(|a| crate::prim::reshape::reshape(a, &[a.numel()]))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&Array> = flat.iter().collect();
+    let x = crate::prim::concatenate::concatenate(&refs, 0)?;
+    let h = hessian(&x, |xv| {
+        let mut offset = 0;
+        let wv = w.rebuild(&mut Path::default(), &mut |_, a| {
+            if !a.dtype().is_float() {
+                return Ok(a.clone());
+            }
+            let n = a.numel();
+            let piece = crate::prim::slice::slice(xv, &[offset], &[offset + n], None)?;
+            offset += n;
+            crate::prim::reshape::reshape(&piece, a.shape())
+        })?;
+        let f = f
+            .take()
+            .ok_or_else(|| Error::invalid("hessian", "the function was traced twice"))?;
+        let r = f(&wv);
+        let loss = tree::leaves(&r)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid("hessian", "the function returned no tensors"))?;
+        if !loss.shape().is_empty() || !loss.dtype().is_float() {
+            return Err(Error::invalid(
+                "hessian",
+                format!(
+                    "the differentiated output must be a float scalar, got {}",
+                    loss.aval()
+                ),
+            ));
+        }
+        Ok(loss)
+    })?;
+    if floats.len() == 1 {
+        let mut shape = floats[0].shape().to_vec();
+        shape.extend_from_slice(floats[0].shape());
+        crate::prim::reshape::reshape(&h, &shape)
+    } else {
+        Ok(h)
+    }
 }
 
 /// Types `#[grad]` can differentiate as a loss: float scalar tensors.

@@ -1,6 +1,7 @@
 //! `Array`: the untyped, non-generic tensor every typed [`Tensor`](crate::Tensor) forwards to.
-//! It is either concrete (an `Arc`-shared host buffer) or a tracer (a variable of the trace
-//! being recorded on this thread); primitives are applied through [`bind`].
+//! It is either concrete (an `Arc`-shared host buffer, or a buffer on a registered device,
+//! see [`crate::device`]) or a tracer (a variable of the trace being recorded on this
+//! thread); primitives are applied through [`bind`].
 
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
@@ -9,24 +10,7 @@ use crate::storage::Storage;
 use std::fmt;
 use std::sync::Arc;
 
-/// Where a buffer lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Device {
-    /// Host memory; the default device.
-    #[default]
-    Cpu,
-    /// A CUDA device by ordinal (see the `cuda` feature of the facade).
-    Cuda(usize),
-}
-
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Device::Cpu => f.write_str("cpu"),
-            Device::Cuda(i) => write!(f, "cuda:{i}"),
-        }
-    }
-}
+pub use crate::device::Device;
 
 /// The abstract value of an array: shape and dtype, no data. What shape rules compute.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +58,8 @@ pub struct Tracer {
 pub(crate) enum Repr {
     Host(Arc<Storage>),
     Tracer(Tracer),
+    /// On a registered device (never the host).
+    Device(Arc<crate::device::DeviceValue>),
 }
 
 /// An untyped tensor: shape and dtype at run time. Cheap to clone (buffers are shared).
@@ -93,6 +79,13 @@ impl fmt::Debug for Array {
                 crate::format::format_array(self)
             ),
             Repr::Tracer(t) => write!(f, "Tracer({}, trace {}, var {})", self.aval, t.trace, t.var),
+            Repr::Device(d) => write!(
+                f,
+                "Array({}, {}, {})",
+                self.aval,
+                d.device,
+                crate::format::format_array(self)
+            ),
         }
     }
 }
@@ -165,7 +158,20 @@ impl Array {
     }
     /// The device holding the buffer (tracers report the host).
     pub fn device(&self) -> Device {
-        Device::Cpu
+        match &self.repr {
+            Repr::Device(d) => d.device,
+            _ => Device::Cpu,
+        }
+    }
+    /// Whether the buffer lives on a registered device (not the host, not a tracer).
+    pub fn is_on_device(&self) -> bool {
+        matches!(self.repr, Repr::Device(_))
+    }
+    /// A copy on device `to` (the same array if it is already there). Host to device
+    /// uploads; device to host downloads. The result is committed to `to`: an op meeting an
+    /// array committed to another registered device is an error naming both.
+    pub fn to_device(&self, to: &Device) -> Result<Array> {
+        crate::device::to_device(self, *to)
     }
     /// Whether this is a variable of a trace being recorded.
     pub fn is_tracer(&self) -> bool {
@@ -175,13 +181,15 @@ impl Array {
     pub fn tracer(&self) -> Option<Tracer> {
         match self.repr {
             Repr::Tracer(t) => Some(t),
-            Repr::Host(_) => None,
+            Repr::Host(_) | Repr::Device(_) => None,
         }
     }
-    /// The host buffer; an error naming `what` if this is a tracer.
+    /// The host buffer (a device array downloads once and keeps the copy); an error naming
+    /// `what` if this is a tracer or the download failed.
     pub fn storage(&self, what: &str) -> Result<&Storage> {
         match &self.repr {
             Repr::Host(s) => Ok(s),
+            Repr::Device(d) => Ok(&**d.host(what, &self.aval)?),
             Repr::Tracer(_) => Err(Error::Concretization(format!(
                 "{what}: cannot read the value of a traced tensor {} inside a staged function; \
                  its value exists only when the compiled program runs. Use tensor ops \
@@ -191,10 +199,12 @@ impl Array {
             ))),
         }
     }
-    /// The shared host buffer (for snapshotting without copying).
+    /// The shared host buffer (for snapshotting without copying); a device array
+    /// downloads once and shares the copy (`None` if that failed, or for a tracer).
     pub fn storage_arc(&self) -> Option<&Arc<Storage>> {
         match &self.repr {
             Repr::Host(s) => Some(s),
+            Repr::Device(d) => d.host("storage_arc", &self.aval).ok(),
             Repr::Tracer(_) => None,
         }
     }
@@ -210,8 +220,8 @@ impl Array {
     }
     /// Whether two host arrays hold bit-identical data with the same shape and dtype.
     pub fn bit_eq(&self, other: &Array) -> bool {
-        match (&self.repr, &other.repr) {
-            (Repr::Host(a), Repr::Host(b)) => {
+        match (self.storage_arc(), other.storage_arc()) {
+            (Some(a), Some(b)) => {
                 self.aval == other.aval
                     && with_storage!(&**a, x, T => {
                         let y = T::slice_of(b);
@@ -264,8 +274,14 @@ pub struct HostView<'a> {
 pub fn bind(prim: Arc<dyn Primitive>, ins: &[&Array]) -> Result<Vec<Array>> {
     let avals: Vec<AVal> = ins.iter().map(|a| a.aval.clone()).collect();
     let out_avals = prim.abstract_eval(&avals)?;
-    if ins.iter().any(|a| a.is_tracer()) {
-        return crate::trace::record(prim, ins, out_avals);
+    // One discriminant test per operand on the host path.
+    if ins.iter().any(|a| !matches!(a.repr, Repr::Host(_))) {
+        if ins.iter().any(|a| a.is_tracer()) {
+            return crate::trace::record(prim, ins, out_avals);
+        }
+        let outs = crate::device::eager(prim.clone(), ins)?;
+        crate::trace::after_eager(prim.as_ref(), &outs)?;
+        return Ok(outs);
     }
     let views: Vec<HostView<'_>> = ins
         .iter()
@@ -274,7 +290,7 @@ pub fn bind(prim: Arc<dyn Primitive>, ins: &[&Array]) -> Result<Vec<Array>> {
                 shape: &a.aval.shape,
                 data: s,
             },
-            Repr::Tracer(_) => unreachable!("checked above"),
+            Repr::Tracer(_) | Repr::Device(_) => unreachable!("checked above"),
         })
         .collect();
     let t0 = crate::profiler::is_active().then(std::time::Instant::now);

@@ -1,5 +1,6 @@
 //! The one error type of ferrax-core: every fallible operation names the op and the values involved.
 
+use crate::device::Device;
 use crate::dtype::DType;
 
 /// Errors returned by tensor operations, tracing and trees.
@@ -22,6 +23,9 @@ pub enum Error {
     /// Tensors on different devices met in one op, or a device is unavailable.
     #[error("{0}")]
     Device(String),
+    /// Operands committed to two different devices met in one op or one staged call.
+    #[error("{op}: operands live on two devices, {a} and {b}; move one with `to_device` first")]
+    DeviceMismatch { op: String, a: Device, b: Device },
     /// A tree did not have the expected structure.
     #[error("tree: {0}")]
     Tree(String),

@@ -2,9 +2,9 @@
 //! argument types (generic parameters), leaf shapes and dtypes (so `Dyn` sizes), static
 //! argument values and device. The macro generates a thin wrapper around these calls.
 
-use crate::array::{AVal, Array, Device};
+use crate::array::{AVal, Array, Device, Repr};
 use crate::error::{Error, Result};
-use crate::exec::Executable;
+use crate::storage::Storage;
 use crate::trace::TraceScope;
 use crate::tree::{Path, Tree};
 use std::any::Any;
@@ -169,7 +169,7 @@ struct JitKey {
 }
 
 struct Entry {
-    exe: Executable,
+    exe: crate::device::Compiled,
     /// The traced return value (tracer leaves): the structure results are rebuilt into.
     template: Mutex<Box<dyn Any + Send>>,
     n_result_leaves: usize,
@@ -212,6 +212,41 @@ impl JitArgs {
             self.leaves.push(a.clone())
         });
         t.fingerprint(&mut self.statics);
+    }
+    /// Donates the buffers of a `&mut` tree argument (already recorded with [`tree`]) to
+    /// the call: each leaf the caller holds alone (its buffer's only other reference is the
+    /// recorded copy) is replaced by an empty placeholder until the new leaves are written
+    /// back, so the buffer is unique inside the executable, which may then write an output
+    /// into it instead of allocating. Leaves shared elsewhere are left alone (the executable
+    /// never writes into a shared buffer). Call it after [`should_inline`] said no.
+    ///
+    /// [`tree`]: JitArgs::tree
+    /// [`should_inline`]: JitArgs::should_inline
+    pub fn donate<T: Tree>(&mut self, t: &mut T) {
+        let donated = t.rebuild(&mut Path::default(), &mut |_, a| {
+            Ok(match &a.repr {
+                Repr::Host(s) => {
+                    crate::exec::forget_pooled(s);
+                    if Arc::strong_count(s) == 2
+                        && self
+                            .leaves
+                            .iter()
+                            .any(|l| matches!(&l.repr, Repr::Host(q) if Arc::ptr_eq(q, s)))
+                    {
+                        Array {
+                            aval: a.aval.clone(),
+                            repr: Repr::Host(Arc::new(Storage::zeros(a.aval.dtype, 0))),
+                        }
+                    } else {
+                        a.clone()
+                    }
+                }
+                Repr::Tracer(_) | Repr::Device(_) => a.clone(),
+            })
+        });
+        if let Ok(d) = donated {
+            *t = d;
+        }
     }
     /// Records a static argument: its value is part of the key.
     pub fn static_arg<T: StaticArg + ?Sized>(&mut self, v: &T) {
@@ -315,12 +350,12 @@ impl JitCache {
         self.entries.get_or_init(|| Mutex::new(HashMap::new()))
     }
 
-    fn key(args: &JitArgs) -> JitKey {
+    fn key(args: &JitArgs, device: Device) -> JitKey {
         JitKey {
             generics: args.generics.clone(),
             avals: args.leaves.iter().map(|a| a.aval().clone()).collect(),
             statics: args.statics.finish(),
-            device: args.leaves.first().map_or(Device::Cpu, |a| a.device()),
+            device,
         }
     }
 
@@ -331,7 +366,8 @@ impl JitCache {
         args: JitArgs,
         trace: impl FnOnce(&mut Tracing) -> Result<R>,
     ) -> Result<(R, std::vec::IntoIter<Array>)> {
-        let key = Self::key(&args);
+        let device = crate::device::placement(self.name, &args.leaves)?;
+        let key = Self::key(&args, device);
         let found = self.map().lock().expect("jit cache").get(&key).cloned();
         let entry = match found {
             Some(e) => {
@@ -418,7 +454,7 @@ impl JitCache {
             crate::ir::verify(&prog)?;
         }
         debug_assert_eq!(prog.inputs.len(), key.avals.len());
-        let exe = Executable::compile(&prog)?;
+        let exe = crate::device::Compiled::compile(&prog, key.device)?;
         Ok(Entry {
             exe,
             template: Mutex::new(Box::new(r)),

@@ -103,6 +103,10 @@ impl<S: Shape, E: Elem> Tensor<S, E> {
     pub fn device(&self) -> Device {
         self.arr.device()
     }
+    /// A copy on device `to` (see [`Array::to_device`]).
+    pub fn to_device(&self, to: &Device) -> Result<Self> {
+        Ok(Self::from_array_unchecked(self.arr.to_device(to)?))
+    }
     /// Whether this tensor is a tracer of a function being staged.
     pub fn is_tracer(&self) -> bool {
         self.arr.is_tracer()

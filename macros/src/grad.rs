@@ -1,7 +1,8 @@
 //! `#[grad]`: parse -> validate -> expand. The function stays as written; a companion
-//! struct of the same name carries `f::grad`, `f::value_and_grad`, `f::vjp`, `f::jvp` and
-//! `f::stats`, whose gradient types are the differentiated arguments' own types (computed
-//! here, so rustc checks them). `value_and_grad` is staged and cached like `#[jit]`.
+//! struct of the same name carries `f::grad`, `f::value_and_grad`, `f::vjp`, `f::jvp`,
+//! `f::hessian` and `f::stats`, whose gradient types are the differentiated arguments' own
+//! types (computed here, so rustc checks them). `value_and_grad` is staged and cached like
+//! `#[jit]`.
 
 use crate::jit::{analyze, key_generic_tokens, record_tokens, traced_tokens, Arg, ArgKind};
 use proc_macro2::TokenStream;
@@ -45,6 +46,63 @@ fn parse_options(attr: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
     Options { wrt, has_aux }
 }
 
+const INT_TYPES: &[&str] = &[
+    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "bool",
+];
+
+fn is_int_ident(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p
+            .path
+            .get_ident()
+            .is_some_and(|i| INT_TYPES.contains(&i.to_string().as_str())),
+        Type::Group(g) => is_int_ident(&g.elem),
+        Type::Paren(p) => is_int_ident(&p.elem),
+        _ => false,
+    }
+}
+
+/// Why a differentiated argument's type has no gradient, when the syntax shows it: an
+/// integer/bool scalar, or a `Tensor<S, E>` whose element type is an integer/bool.
+/// (Generic and aliased types are not seen here; their integer leaves get zero gradients.)
+fn non_float_type(ty: &Type) -> Option<&'static str> {
+    if is_int_ident(ty) {
+        return Some("is an integer/bool scalar, not a float tensor or tree");
+    }
+    if let Type::Path(p) = ty {
+        let last = p.path.segments.last()?;
+        if last.ident == "Tensor" {
+            if let syn::PathArguments::AngleBracketed(ab) = &last.arguments {
+                let elem = ab.args.iter().nth(1);
+                if let Some(syn::GenericArgument::Type(e)) = elem {
+                    if is_int_ident(e) {
+                        return Some("has integer/bool elements, not float ones");
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A type as a user writes it (`&Tensor<(C<3>,), i32>`), for messages.
+fn type_text(ty: &Type) -> String {
+    let mut s = quote!(#ty).to_string();
+    for (a, b) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        s = s.replace(a, b);
+    }
+    s
+}
+
 /// The owned type of a differentiated argument: `&T` and `T` both give `T`.
 fn owned(ty: &Type) -> &Type {
     match ty {
@@ -67,6 +125,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote! { #ce #item };
         }
     };
+    let func = crate::rewrite::rewrite_fn(func);
     let args = analyze(&func.sig, &[], &mut errors);
     let ret_ty = match &func.sig.output {
         ReturnType::Default => {
@@ -108,6 +167,18 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     for &i in &wrt_idx {
         let a: &Arg = &args[i];
+        if let Some(why) = non_float_type(owned(&a.ty)) {
+            let ty = &a.ty;
+            errors.push(syn::Error::new(
+                a.name.span(),
+                format!(
+                    "cannot differentiate with respect to `{}`: its type `{}` {why}; only float tensors and trees of them have gradients (pass it without `wrt`, or convert it to a float tensor)",
+                    a.name,
+                    type_text(ty),
+                ),
+            ));
+            continue;
+        }
         match a.kind {
             ArgKind::Static => errors.push(syn::Error::new(
                 a.name.span(),
@@ -152,7 +223,9 @@ fn emit(
     let generics = &sig.generics;
     let (_, ty_generics, where_clause) = generics.split_for_impl();
     let turbofish = ty_generics.as_turbofish();
-    let inputs = &sig.inputs;
+    // Without a trailing comma, so companions can append parameters (`jvp`'s tangents).
+    let input_list = sig.inputs.iter();
+    let inputs = quote!(#(#input_list),*);
     let key_generics = key_generic_tokens(generics);
     let record = record_tokens(args);
     let (traced, setup, _) = traced_tokens(args);
@@ -319,6 +392,16 @@ fn emit(
             /// the differentiated arguments (run eagerly, or inlined when tracing).
             pub fn vjp #generics (#inputs) -> (#ret_ty, #rt::Pullback<#grad_ty>) #where_clause {
                 match #rt::vjp(#inline_w, |__w| #name #turbofish(#(#inline_call),*)) {
+                    ::std::result::Result::Ok(v) => v,
+                    #panic_on
+                }
+            }
+            /// The Hessian of the loss with respect to the differentiated arguments
+            /// (`ad::hessian_tree`): for one tensor argument of shape `S`, an array of shape
+            /// `S ++ S` (as `jax.hessian`); otherwise the `n x n` Hessian over the float
+            /// leaves concatenated in leaf order. Run eagerly, or inlined when tracing.
+            pub fn hessian #generics (#inputs) -> #rt::Array #where_clause {
+                match #rt::hessian_tree(#inline_w, |__w| #name #turbofish(#(#inline_call),*)) {
                     ::std::result::Result::Ok(v) => v,
                     #panic_on
                 }

@@ -280,7 +280,8 @@ fn emit(func: &ItemFn, args: &[Arg]) -> TokenStream {
     let sig = &func.sig;
     let name = &sig.ident;
     let name_str = name.to_string();
-    let body = &func.block;
+    // Tensor conditions in `if` / `while` / `for` become `cond` / `while_loop` / `fori_loop`.
+    let body = crate::rewrite::rewrite_block((*func.block).clone());
     let body_name = format_ident!("__ferrax_jit_body_{}", name);
     let generics = &sig.generics;
     let (_, ty_generics, where_clause) = generics.split_for_impl();
@@ -318,6 +319,15 @@ fn emit(func: &ItemFn, args: &[Arg]) -> TokenStream {
             }
         })
         .collect();
+    // `&mut` arguments donate their buffers: the compiled program may write into them.
+    let donate: Vec<TokenStream> = args
+        .iter()
+        .filter(|a| matches!(a.kind, ArgKind::TreeMut))
+        .map(|a| {
+            let n = &a.name;
+            quote!(__args.donate(&mut *#n);)
+        })
+        .collect();
     let trace_closure = quote! {
         |__t: &mut #rt::Tracing| -> #rt::Result<#ret_ty> {
             #(#trace_setup)*
@@ -342,6 +352,7 @@ fn emit(func: &ItemFn, args: &[Arg]) -> TokenStream {
                 #name::__ferrax_cache().note_inlined();
                 return #body_name #turbofish(#(#call_names),*);
             }
+            #(#donate)*
             let (__r, mut __muts) = match #name::__ferrax_cache().call(__args, #trace_closure) {
                 ::std::result::Result::Ok(v) => v,
                 ::std::result::Result::Err(e) => ::std::panic!("jit `{}`: {}", #name_str, e),

@@ -4,10 +4,13 @@
 
 use proc_macro::TokenStream;
 
+mod compose;
 mod grad;
 mod jit;
 mod module;
+mod rewrite;
 mod tree;
+mod vmap;
 
 /// Implements `Tree` for a struct: every field is a subtree unless marked `#[tree(static)]`.
 ///
@@ -49,6 +52,21 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
 /// `FERRAX_DISABLE_JIT=1` (or inside `ferrax::jit::disable_jit`) the body runs eagerly.
 ///
 /// Companions: `f::stats()` (cache counters) and `f::trace(args)` (the staged program).
+///
+/// Control flow on tensors is staged: in the body, `if c { .. } else { .. }` with `c` a
+/// `Tensor<(), bool>` becomes `cond`, `while c { .. }` becomes `while_loop`, and
+/// `for i in lo..hi` with `hi` a `Tensor<(), I: Int>` becomes `fori_loop` (`i` is then a
+/// `Tensor<(), i32>`; a known bound gives a differentiable `scan`, a traced one a
+/// `while_loop`). The variables declared before the statement and assigned (`x = ..`,
+/// `x += ..`) inside it are its carried state (they must be trees); values it only reads are
+/// captured. With `bool` / integer conditions the same code runs as plain Rust (unrolled
+/// while tracing). The type decides, so the same function works with both. Not stageable,
+/// and reported at compile time with what to write instead when the condition is a tensor:
+/// `return`, `?`, `break` / `continue` out of the statement, assignments to fields, indices
+/// or through references, initializing a `let x;` in an `if`, and loops that assign no
+/// variable. `if let`, `while let`, `match` and `for` over iterators are left as written.
+/// Within a staged `if`, values the branches use must be `Clone` (both branches run while
+/// tracing), so they cannot call `&mut self` methods on outer values.
 #[proc_macro_attribute]
 pub fn jit(attr: TokenStream, item: TokenStream) -> TokenStream {
     jit::expand(attr.into(), item.into()).into()
@@ -69,4 +87,56 @@ pub fn jit(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn grad(attr: TokenStream, item: TokenStream) -> TokenStream {
     grad::expand(attr.into(), item.into()).into()
+}
+
+/// Batches a function: the companion `f::vmap` maps it over a batch axis. Mapped arguments
+/// and the outputs get the batch dim `B` (`C<N>` or `Dyn`, inferred from the arguments)
+/// inserted at their axis, computed by rustc: `x: &Tensor<(C<784>,)>` mapped at 0 takes a
+/// `&Tensor<(B, C<784>)>`; a `#[derive(Tree)]` output becomes `Stacked<T, B>` (one array per
+/// leaf with the batch axis); tuples and `Vec`s batch leaf by leaf. Mismatched batch sizes of
+/// static dims are compile errors.
+///
+/// Options: `in_axes = (None, 0, 1)` (one entry per argument; `None` broadcasts the argument,
+/// a tree's entry applies to all its leaves; a single `0` maps every tree argument; default:
+/// every tree argument at 0, static arguments unmapped) and `out_axes = 0 | None | (0, None)`
+/// (per output element of a tuple output). The body is traced once per call on one example
+/// and batched primitive by primitive, so it works eagerly and inside `#[jit]`.
+///
+/// `#[vmap]` cannot share a function with `#[jit]`/`#[grad]` (each generates the companion
+/// `f`): compose with `fx::jit!`, `fx::grad!`, `fx::vmap!` instead.
+#[proc_macro_attribute]
+pub fn vmap(attr: TokenStream, item: TokenStream) -> TokenStream {
+    vmap::expand(attr.into(), item.into()).into()
+}
+
+/// `fx::grad!(f, wrt = w)`: the gradient closure of a scalar function (see the facade's
+/// `ferrax::fx` module for the composition surface).
+#[proc_macro]
+pub fn fx_grad(input: TokenStream) -> TokenStream {
+    compose::expand(compose::Kind::Grad, input.into()).into()
+}
+
+/// `fx::value_and_grad!(f, wrt = w)`: a closure returning `(value, gradient)`.
+#[proc_macro]
+pub fn fx_value_and_grad(input: TokenStream) -> TokenStream {
+    compose::expand(compose::Kind::ValueAndGrad, input.into()).into()
+}
+
+/// `fx::jvp!(f, wrt = x)`: a closure taking the parameters then one tangent per `wrt`
+/// parameter, returning `(value, tangent)`.
+#[proc_macro]
+pub fn fx_jvp(input: TokenStream) -> TokenStream {
+    compose::expand(compose::Kind::Jvp, input.into()).into()
+}
+
+/// `fx::vmap!(f, in_axes = (None, 0), out_axes = 0)`: a closure mapping `f` over a batch.
+#[proc_macro]
+pub fn fx_vmap(input: TokenStream) -> TokenStream {
+    compose::expand(compose::Kind::Vmap, input.into()).into()
+}
+
+/// `fx::jit!(f)`: a staged closure with its own executable cache.
+#[proc_macro]
+pub fn fx_jit(input: TokenStream) -> TokenStream {
+    compose::expand(compose::Kind::Jit, input.into()).into()
 }

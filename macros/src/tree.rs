@@ -164,6 +164,15 @@ fn expand(input: &DeriveInput, fields: &[Field<'_>]) -> TokenStream {
         }
     }
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    // The batched type of the struct for `#[vmap]`: a `Stacked<Self, B, A>` (vmap.rs).
+    let mut batch_generics = generics.clone();
+    batch_generics
+        .params
+        .push(syn::parse_quote!(const __FX_A: usize));
+    batch_generics
+        .params
+        .push(syn::parse_quote!(__FxB: ::ferrax::__rt::Dim));
+    let (batch_impl_g, _, _) = batch_generics.split_for_impl();
 
     let visits = fields.iter().filter(|f| !f.is_static).map(|f| {
         let (ty, m, elem) = (f.ty, &f.member, path_elem(f));
@@ -225,6 +234,17 @@ fn expand(input: &DeriveInput, fields: &[Field<'_>]) -> TokenStream {
                 ) -> ::ferrax::__rt::Result<::ferrax::__rt::Array>,
             ) -> ::ferrax::__rt::Result<Self> {
                 ::core::result::Result::Ok(Self { #(#rebuilt,)* })
+            }
+        }
+
+        #[automatically_derived]
+        impl #batch_impl_g ::ferrax::__rt::BatchAt<__FX_A, __FxB> for #name #ty_g #where_c {
+            type Batched = ::ferrax::__rt::Stacked<Self, __FxB, __FX_A>;
+            fn batched(
+                &self,
+                __leaves: &mut dyn ::core::iter::Iterator<Item = ::ferrax::__rt::Array>,
+            ) -> ::ferrax::__rt::Result<Self::Batched> {
+                ::ferrax::__rt::stacked_from_iter(self, __leaves)
             }
         }
     }

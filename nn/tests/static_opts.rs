@@ -41,7 +41,6 @@ fn conv1d_options_are_part_of_the_cache_key() {
 // one line in core/src/ops/linalg.rs: `crate::impl_static_arg_via_hash!(Conv2dOpts);`
 // (Conv2d and ConvTranspose2d both hold a `Conv2dOpts`).
 #[test]
-#[ignore = "needs `impl_static_arg_via_hash!(Conv2dOpts)` in core (not owned by nn)"]
 fn conv2d_options_are_part_of_the_cache_key() {
     let x = Tensor::<(C<1>, C<5>, C<5>, C<2>)>::ones();
     let mut c = Conv2d::<2, 3, 3, 3>::new(&mut Rngs::new(0), Conv2dOpts::same()).unwrap();

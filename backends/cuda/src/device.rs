@@ -74,11 +74,11 @@ pub fn parse_device(s: &str) -> Result<Device> {
     }
     let rest = t.strip_prefix("cuda").or_else(|| t.strip_prefix("gpu"));
     match rest {
-        Some("") => Ok(Device::Cuda(0)),
+        Some("") => Ok(Device::cuda(0)),
         Some(r) => r
             .strip_prefix(':')
             .and_then(|n| n.parse().ok())
-            .map(Device::Cuda)
+            .map(Device::cuda)
             .ok_or_else(|| Error::BadDevice(s.to_string())),
         None => Err(Error::BadDevice(s.to_string())),
     }
@@ -158,7 +158,7 @@ impl CudaDevice {
 
     /// As a ferrax [`Device`].
     pub fn device(&self) -> Device {
-        Device::Cuda(self.ordinal)
+        Device::cuda(self.ordinal as u32)
     }
 
     /// The device's name as the driver reports it.

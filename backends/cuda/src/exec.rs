@@ -19,6 +19,7 @@ use ferrax_core::prim::dot_general::DotGeneral;
 use ferrax_core::prim::reduce::{Reduce, ReduceOp};
 use ferrax_core::prim::transpose::Transpose;
 use ferrax_core::{AVal, Array, DType, HostView, Storage};
+use std::sync::{Arc, OnceLock};
 
 /// A value on the device: its abstract value and buffer.
 #[derive(Debug)]
@@ -47,6 +48,8 @@ pub enum StepRoute {
 pub struct CudaExecutable {
     prog: Program,
     steps: Vec<Step>,
+    /// The program's constants on the device they were first uploaded to (ordinal).
+    consts: OnceLock<(usize, Vec<Arc<DeviceArray>>)>,
 }
 
 const BLOCK: u32 = 256;
@@ -117,7 +120,11 @@ impl CudaExecutable {
     pub fn compile(prog: &Program) -> Result<CudaExecutable> {
         let prog = ferrax_core::ir::passes::optimize(prog)?;
         let steps = partition(&prog);
-        Ok(CudaExecutable { prog, steps })
+        Ok(CudaExecutable {
+            prog,
+            steps,
+            consts: OnceLock::new(),
+        })
     }
 
     /// The optimized program.
@@ -202,8 +209,27 @@ impl CudaExecutable {
             .collect()
     }
 
-    /// Runs on device arrays; results stay on the device.
+    /// Runs on device arrays; results stay on the device (as fresh buffers).
     pub fn run_device(&self, dev: &CudaDevice, args: Vec<DeviceArray>) -> Result<Vec<DeviceArray>> {
+        let outs = self.run_shared(dev, args.into_iter().map(Arc::new).collect())?;
+        outs.iter()
+            .map(|a| {
+                Ok(DeviceArray {
+                    aval: a.aval.clone(),
+                    buf: clone_buf(dev, &a.buf)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs on shared device arrays (what the ferrax device backend holds); results stay
+    /// on the device and share buffers with the arguments when the program returns one
+    /// unchanged. Nothing is read back to the host except by `Host` steps (see `describe`).
+    pub fn run_shared(
+        &self,
+        dev: &CudaDevice,
+        args: Vec<Arc<DeviceArray>>,
+    ) -> Result<Vec<Arc<DeviceArray>>> {
         let p = &self.prog;
         if args.len() != p.inputs.len() {
             return Err(Error::Mismatch {
@@ -226,7 +252,7 @@ impl CudaExecutable {
         for v in &p.outputs {
             last_use[v.index()] = usize::MAX;
         }
-        let mut env: Vec<Option<DeviceArray>> = (0..p.avals.len()).map(|_| None).collect();
+        let mut env: Vec<Option<Arc<DeviceArray>>> = (0..p.avals.len()).map(|_| None).collect();
         for (a, &v) in args.into_iter().zip(&p.inputs) {
             if &a.aval != p.aval(v) {
                 return Err(Error::Mismatch {
@@ -237,11 +263,25 @@ impl CudaExecutable {
             }
             env[v.index()] = Some(a);
         }
-        for (v, a) in &p.consts {
-            env[v.index()] = Some(DeviceArray {
-                aval: a.aval().clone(),
-                buf: dev.upload(a.storage("cuda const")?)?,
-            });
+        // Constants go up once per executable (for the first device it runs on).
+        let uploaded;
+        let consts = match self.consts.get() {
+            Some((ord, c)) if *ord == dev.ordinal() => c,
+            _ => {
+                let mut c = Vec::with_capacity(p.consts.len());
+                for (_, a) in &p.consts {
+                    c.push(Arc::new(DeviceArray {
+                        aval: a.aval().clone(),
+                        buf: dev.upload(a.storage("cuda const")?)?,
+                    }));
+                }
+                uploaded = c;
+                let _ = self.consts.set((dev.ordinal(), uploaded.clone()));
+                &uploaded
+            }
+        };
+        for ((v, _), a) in p.consts.iter().zip(consts) {
+            env[v.index()] = Some(a.clone());
         }
         for (si, s) in self.steps.iter().enumerate() {
             let results = match s {
@@ -249,7 +289,7 @@ impl CudaExecutable {
                 Step::Single(i) => self.run_single(dev, *i, &env, self.route(s))?,
             };
             for (v, a) in results {
-                env[v.index()] = Some(a);
+                env[v.index()] = Some(Arc::new(a));
             }
             for (v, lu) in last_use.iter().enumerate() {
                 if *lu == si {
@@ -262,10 +302,7 @@ impl CudaExecutable {
             let a = env[v.index()]
                 .as_ref()
                 .ok_or_else(|| Error::unsupported("run", "output not computed"))?;
-            outs.push(DeviceArray {
-                aval: a.aval.clone(),
-                buf: clone_buf(dev, &a.buf)?,
-            });
+            outs.push(a.clone());
         }
         Ok(outs)
     }
@@ -274,14 +311,14 @@ impl CudaExecutable {
         &self,
         dev: &CudaDevice,
         i: usize,
-        env: &[Option<DeviceArray>],
+        env: &[Option<Arc<DeviceArray>>],
         route: StepRoute,
     ) -> Result<Vec<(ferrax_core::ir::Var, DeviceArray)>> {
         let p = &self.prog;
         let e = &p.eqns[i];
         let operand = |k: usize| -> Result<&DeviceArray> {
             env[e.ins[k].index()]
-                .as_ref()
+                .as_deref()
                 .ok_or_else(|| Error::unsupported(e.prim.name(), "operand missing"))
         };
         let out = e.outs[0];
@@ -408,7 +445,7 @@ fn run_fused(
     dev: &CudaDevice,
     p: &Program,
     k: &FusedKernel,
-    env: &[Option<DeviceArray>],
+    env: &[Option<Arc<DeviceArray>>],
 ) -> Result<Vec<(ferrax_core::ir::Var, DeviceArray)>> {
     let mut ins = Vec::with_capacity(k.inputs.len());
     for v in &k.inputs {

@@ -7,6 +7,7 @@
 //! Code generation needs no GPU, so it is tested everywhere (the generated source is
 //! compiled, and run, by the host C++ compiler against a stub header; see `tests/`).
 
+pub mod backend;
 pub mod codegen;
 pub mod compile;
 pub mod device;
@@ -14,6 +15,7 @@ mod error;
 pub mod exec;
 pub mod kernels;
 
+pub use backend::{register, CudaBackend};
 pub use device::{
     default_device, device_count, libraries, parse_device, probe, CudaDevice, DeviceBuffer,
     Libraries,

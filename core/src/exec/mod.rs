@@ -5,6 +5,8 @@
 //! writes into a dying operand's buffer when it can (in-place execution).
 
 mod fused;
+mod kernels;
+mod pool;
 
 use crate::array::{Array, HostView, Repr};
 use crate::error::{Error, Result};
@@ -14,6 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use fused::Region;
+pub use pool::{clear_buffer_pool, pooled_idle_bytes};
 
 thread_local! {
     static BYTES_ALLOCATED: Cell<u64> = const { Cell::new(0) };
@@ -23,6 +26,18 @@ thread_local! {
 /// for tests: fusion and in-place reuse show up as fewer bytes).
 pub fn bytes_allocated() -> u64 {
     BYTES_ALLOCATED.with(|c| c.get())
+}
+
+/// Drops the buffer pool's reference to `s` (see [`JitArgs::donate`](crate::jit::JitArgs::donate)).
+pub(crate) fn forget_pooled(s: &Arc<crate::storage::Storage>) {
+    pool::forget(s)
+}
+
+/// A buffer of `len` elements of `dtype` that the executor's pool holds and nobody else
+/// references (already faulted in), for host kernels that overwrite every element of their
+/// output (gemm with β = 0). Large fresh outputs otherwise cost a page fault per page.
+pub(crate) fn take_pooled(dtype: crate::dtype::DType, len: usize) -> Option<crate::storage::Storage> {
+    pool::take(dtype, len)
 }
 
 pub(crate) fn note_alloc(bytes: usize) {
@@ -185,10 +200,24 @@ impl Executable {
                     "a compiled program runs on concrete arrays; inline the function when tracing",
                 ));
             }
+            // The CPU executor reads a device argument through its host copy.
+            let a = if a.is_on_device() {
+                a.to_device(&crate::device::Device::Cpu)?
+            } else {
+                a
+            };
+            // The pool's own reference must not make an argument look shared.
+            if let Repr::Host(s) = &a.repr {
+                pool::forget(s);
+            }
             env[v.index()] = Some(a);
         }
         for (v, a) in &p.consts {
-            env[v.index()] = Some(a.clone());
+            env[v.index()] = Some(if a.is_on_device() {
+                a.to_device(&crate::device::Device::Cpu)?
+            } else {
+                a.clone()
+            });
         }
         let profiling = crate::profiler::is_active();
         for s in &self.steps {
@@ -207,7 +236,7 @@ impl Executable {
                                         shape: &a.aval.shape,
                                         data: s,
                                     },
-                                    Repr::Tracer(_) => {
+                                    Repr::Tracer(_) | Repr::Device(_) => {
                                         unreachable!("executables run on host arrays")
                                     }
                                 }
@@ -251,16 +280,44 @@ impl Executable {
                 }
             };
             for v in &s.frees {
-                env[v.index()] = None;
+                // A dead intermediate nobody else holds goes back to the pool.
+                if let Some(Array {
+                    repr: Repr::Host(st),
+                    ..
+                }) = env[v.index()].take()
+                {
+                    if Arc::strong_count(&st) == 1 {
+                        pool::keep(&st);
+                    }
+                }
             }
             if let Some(t0) = t0 {
+                // A fused step is named by its members (`fused[mul,reduce_sum]`), so the
+                // profile still shows which primitives ran.
+                let described;
+                let name = match &s.kind {
+                    StepKind::Fused(r) => {
+                        described = r.describe(p);
+                        described.as_str()
+                    }
+                    StepKind::Prim(_) => name,
+                };
                 crate::profiler::record_step(name, t0.elapsed());
             }
         }
-        Ok(p.outputs
+        let outs: Vec<Array> = p
+            .outputs
             .iter()
             .map(|v| env[v.index()].clone().expect("output computed"))
-            .collect())
+            .collect();
+        // Remembered so that, once the caller drops an output, the next run can refill its
+        // (already faulted-in) buffer instead of allocating a fresh one.
+        for a in &outs {
+            if let Repr::Host(s) = &a.repr {
+                pool::keep(s);
+            }
+        }
+        Ok(outs)
     }
 }
 

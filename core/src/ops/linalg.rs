@@ -462,6 +462,9 @@ pub struct Conv2dOpts {
     pub dilation: (usize, usize),
 }
 
+// Options select the compiled program: changing only the padding of a jitted conv must recompile.
+crate::impl_static_arg_via_hash!(Conv2dOpts);
+
 impl Default for Conv2dOpts {
     fn default() -> Self {
         Conv2dOpts {

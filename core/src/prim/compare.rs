@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::prim::binary::check_same;
 use crate::prim::broadcast_in_dim::broadcast_pair;
 use crate::prim::unary::{align_batched, map2};
-use crate::prim::Primitive;
+use crate::prim::{Elementwise, Primitive};
 use crate::storage::Storage;
 
 /// A comparison (the static parameter of [`Compare`]).
@@ -114,6 +114,9 @@ impl Primitive for Compare {
         });
         Ok(vec![Storage::Bool(out)])
     }
+    fn elementwise(&self) -> Option<&dyn Elementwise> {
+        Some(self)
+    }
     fn vjp(
         &self,
         _primals: &[Array],
@@ -137,6 +140,58 @@ impl Primitive for Compare {
         };
         Ok((vec![compare(self.0, a, b)?], vec![d]))
     }
+}
+
+/// The fusion form. Inside a fused float region a bool is a mask element of the region's
+/// type (1 true, 0 false; see `exec::fused`), so the result is written as such a mask.
+impl Elementwise for Compare {
+    fn arity(&self) -> usize {
+        2
+    }
+    fn apply_f32(&self, ins: &[&[f32]], out: &mut [f32]) -> bool {
+        mask_of(self.0, ins, out)
+    }
+    fn apply_f64(&self, ins: &[&[f64]], out: &mut [f64]) -> bool {
+        mask_of(self.0, ins, out)
+    }
+    fn cuda_expr(&self, args: &[String], _dtype: DType) -> Option<String> {
+        let [a, b] = args else {
+            return None;
+        };
+        let op = match self.0 {
+            CompareOp::Eq => "==",
+            CompareOp::Ne => "!=",
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+        };
+        Some(format!("({a} {op} {b})"))
+    }
+}
+
+/// `out[i] = op(a[i], b[i]) ? 1 : 0`, the comparison chosen once per chunk.
+fn mask_of<T: PartialOrd + Copy + From<u8>>(op: CompareOp, ins: &[&[T]], out: &mut [T]) -> bool {
+    let [a, b] = ins else {
+        return false;
+    };
+    let (one, zero) = (T::from(1), T::from(0));
+    macro_rules! each {
+        ($f:expr) => {
+            for ((o, &x), &y) in out.iter_mut().zip(*a).zip(*b) {
+                *o = if $f(x, y) { one } else { zero };
+            }
+        };
+    }
+    match op {
+        CompareOp::Eq => each!(|x: T, y: T| x == y),
+        CompareOp::Ne => each!(|x: T, y: T| x != y),
+        CompareOp::Lt => each!(|x: T, y: T| x < y),
+        CompareOp::Le => each!(|x: T, y: T| x <= y),
+        CompareOp::Gt => each!(|x: T, y: T| x > y),
+        CompareOp::Ge => each!(|x: T, y: T| x >= y),
+    }
+    true
 }
 
 /// Compares two arrays of equal shape and dtype.

@@ -58,6 +58,7 @@ pub(crate) fn views_to_arrays(ins: &[HostView<'_>]) -> Result<Vec<Array>> {
 pub(crate) fn into_storage(a: Array) -> Result<Storage> {
     match a.repr {
         Repr::Host(s) => Ok(Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone())),
+        Repr::Device(d) => Ok((**d.host("control flow", &a.aval)?).clone()),
         Repr::Tracer(_) => Err(Error::invalid(
             "control flow",
             "a nested program returned a traced value",

@@ -3,10 +3,13 @@
 //! rhs free axes. Plain, transposed and batched matrix products are all strided views of
 //! it and go to [`ferrax_cpu::gemm_batched`] without copying; other layouts are first
 //! copied into `(batch, M, K)` / `(batch, K, N)` order. numpy's `matmul` is built on it.
-//! Its reverse-mode rule is two more `dot_general`s (one per operand) and a transpose; its
+//! Its reverse-mode rule is two more `dot_general`s (one per operand), each with its
+//! operands in the order that yields the cotangent's axis order directly (a transpose only
+//! for layouts neither order gives); its
 //! batching rule makes the vmapped axis a batch axis or a free axis, with no copy.
 
 use crate::array::{bind1, AVal, Array, HostView};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::prim::broadcast_in_dim::{broadcast_to, strided_gather};
 use crate::prim::{strides, Primitive};
@@ -144,18 +147,37 @@ impl Primitive for DotGeneral {
         let lg = self.groups(l.shape.len(), true);
         let rg = self.groups(r.shape.len(), false);
         let out = match (l.data, r.data) {
-            (Storage::F32(a), Storage::F32(b)) => {
-                Storage::F32(dot_float(a, l.shape, &lg, b, r.shape, &rg))
-            }
-            (Storage::F64(a), Storage::F64(b)) => {
-                Storage::F64(dot_float(a, l.shape, &lg, b, r.shape, &rg))
-            }
+            // A recycled buffer when the pool has one: gemm overwrites every element.
+            (Storage::F32(a), Storage::F32(b)) => Storage::F32(dot_float(
+                a,
+                l.shape,
+                &lg,
+                b,
+                r.shape,
+                &rg,
+                |n| match crate::exec::take_pooled(DType::F32, n) {
+                    Some(Storage::F32(v)) => v,
+                    _ => vec![0.0; n],
+                },
+            )),
+            (Storage::F64(a), Storage::F64(b)) => Storage::F64(dot_float(
+                a,
+                l.shape,
+                &lg,
+                b,
+                r.shape,
+                &rg,
+                |n| match crate::exec::take_pooled(DType::F64, n) {
+                    Some(Storage::F64(v)) => v,
+                    _ => vec![0.0; n],
+                },
+            )),
             (Storage::BF16(a), Storage::BF16(b)) => {
-                let c = dot_float(&widen(a), l.shape, &lg, &widen(b), r.shape, &rg);
+                let c = dot_float(&widen(a), l.shape, &lg, &widen(b), r.shape, &rg, zeros);
                 Storage::BF16(c.into_iter().map(bf16::from_f32).collect())
             }
             (Storage::F16(a), Storage::F16(b)) => {
-                let c = dot_float(&widen(a), l.shape, &lg, &widen(b), r.shape, &rg);
+                let c = dot_float(&widen(a), l.shape, &lg, &widen(b), r.shape, &rg, zeros);
                 Storage::F16(c.into_iter().map(f16::from_f32).collect())
             }
             (Storage::I32(a), Storage::I32(b)) => {
@@ -287,9 +309,8 @@ fn transpose_operand(
         (nb..nb + nyf).collect()
     };
     let g_batch: Vec<usize> = (0..nb).collect();
-    let r = dot_general(g, y, &y_free_in_g, &yg.free, &g_batch, &yg.batch)?;
-    // The result's trailing axes are y's contracted axes in ascending order; name the x
-    // axis each one pairs with.
+    // The x axis each of y's contracted axes pairs with, in ascending y order (the order
+    // they come out of a dot_general).
     let mut pairs: Vec<(usize, usize)> = yg
         .contract
         .iter()
@@ -297,15 +318,32 @@ fn transpose_operand(
         .zip(xg.contract.iter().copied())
         .collect();
     pairs.sort_unstable();
-    let order: Vec<usize> = xg
+    let paired = pairs.iter().map(|&(_, xa)| xa);
+    // `g · y` leaves `[batch, x free, y contract]`; `y · g` leaves `[batch, y contract,
+    // x free]`. Both are the same sums; take the one already in x's axis order, so no
+    // transpose is materialized (for `x @ w` the lhs cotangent is `g · y` and the rhs one
+    // `y · g`). Otherwise `g · y` and a transpose.
+    let order_gy: Vec<usize> = xg
         .batch
         .iter()
         .chain(&xg.free)
         .copied()
-        .chain(pairs.into_iter().map(|(_, xa)| xa))
+        .chain(paired.clone())
         .collect();
-    // `order[i]` is the x axis at result position i; the transpose wants the inverse.
-    crate::prim::transpose::transpose(&r, &crate::prim::transpose::inverse_perm(&order))
+    let order_yg: Vec<usize> = xg
+        .batch
+        .iter()
+        .copied()
+        .chain(paired)
+        .chain(xg.free.iter().copied())
+        .collect();
+    let is_identity = |o: &[usize]| o.iter().enumerate().all(|(i, &a)| i == a);
+    if !is_identity(&order_gy) && is_identity(&order_yg) {
+        return dot_general(y, g, &yg.free, &y_free_in_g, &yg.batch, &g_batch);
+    }
+    let r = dot_general(g, y, &y_free_in_g, &yg.free, &g_batch, &yg.batch)?;
+    // `order_gy[i]` is the x axis at result position i; the transpose wants the inverse.
+    crate::prim::transpose::transpose(&r, &crate::prim::transpose::inverse_perm(&order_gy))
 }
 
 fn widen<T: Copy + Into<f32>>(v: &[T]) -> Vec<f32> {
@@ -396,6 +434,12 @@ fn prepare<'a, 'b, T: Copy>(
     (lo, ro, dims)
 }
 
+fn zeros(n: usize) -> Vec<f32> {
+    vec![0.0; n]
+}
+
+/// The float product into a buffer of `batch * m * n` elements from `out` (any contents:
+/// the gemm runs with β = 0, which writes every element without reading it).
 fn dot_float<T: ferrax_cpu::GemmElem>(
     a: &[T],
     ashape: &[usize],
@@ -403,9 +447,10 @@ fn dot_float<T: ferrax_cpu::GemmElem>(
     b: &[T],
     bshape: &[usize],
     rg: &Groups,
+    out: impl FnOnce(usize) -> Vec<T>,
 ) -> Vec<T> {
     let (lo, ro, [batch, m, k, n]) = prepare(a, ashape, lg, b, bshape, rg);
-    let mut c = vec![T::ZERO; batch * m * n];
+    let mut c = out(batch * m * n);
     ferrax_cpu::gemm_batched(batch, m, k, n, lo.batch_ref(), ro.batch_ref(), &mut c);
     c
 }

@@ -18,6 +18,7 @@ pub mod cond;
 pub mod conv;
 pub mod convert;
 pub mod cumulative;
+pub mod custom_jvp;
 pub mod custom_vjp;
 pub mod debug_print;
 pub mod dot_general;

@@ -7,7 +7,7 @@ use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::prim::broadcast_in_dim::{broadcast_shapes, broadcast_to};
 use crate::prim::unary::{align_batched, full_like, map3};
-use crate::prim::Primitive;
+use crate::prim::{Elementwise, Primitive};
 use crate::storage::Storage;
 
 /// `select(pred, on_true, on_false)`.
@@ -71,6 +71,9 @@ impl Primitive for Select {
         });
         Ok(vec![out])
     }
+    fn elementwise(&self) -> Option<&dyn Elementwise> {
+        Some(self)
+    }
     fn vjp(
         &self,
         primals: &[Array],
@@ -108,6 +111,37 @@ impl Primitive for Select {
         };
         Ok((vec![select(p, t, f)?], vec![d]))
     }
+}
+
+/// The fusion form. Inside a fused float region the bool predicate is a mask element of
+/// the region's type (nonzero is true; see `exec::fused`).
+impl Elementwise for Select {
+    fn arity(&self) -> usize {
+        3
+    }
+    fn apply_f32(&self, ins: &[&[f32]], out: &mut [f32]) -> bool {
+        pick(ins, out)
+    }
+    fn apply_f64(&self, ins: &[&[f64]], out: &mut [f64]) -> bool {
+        pick(ins, out)
+    }
+    fn cuda_expr(&self, args: &[String], _dtype: DType) -> Option<String> {
+        let [p, t, f] = args else {
+            return None;
+        };
+        Some(format!("({p} ? {t} : {f})"))
+    }
+}
+
+fn pick<T: Copy + PartialEq + Default>(ins: &[&[T]], out: &mut [T]) -> bool {
+    let [p, t, f] = ins else {
+        return false;
+    };
+    let zero = T::default();
+    for (((o, &p), &x), &y) in out.iter_mut().zip(*p).zip(*t).zip(*f) {
+        *o = if p != zero { x } else { y };
+    }
+    true
 }
 
 /// `select(pred, on_true, on_false)` on arrays of equal shape.

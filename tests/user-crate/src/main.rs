@@ -1,4 +1,5 @@
-//! A user's program: `#[derive(Tree)]`, `#[jit]` and `#[grad]` from outside the workspace.
+//! A user's program: `#[derive(Tree)]`, `#[jit]`, `#[grad]`, `#[vmap]` and the `fx`
+//! composition macros from outside the workspace.
 
 use ferrax::prelude::*;
 
@@ -23,8 +24,18 @@ fn step(p: &mut Params, x: &Tensor<(C<3>,)>, lr: f32) -> Tensor<()> {
     l
 }
 
+/// Per-example losses of a batch: `x` is mapped, `p` is shared by every example.
+#[vmap(in_axes = (None, 0))]
+fn example_loss(p: &Params, x: &Tensor<(C<3>,)>) -> Tensor<()> {
+    ((&p.w * x).sum() + &p.b).square()
+}
+
 fn main() {
-    let mut p = Params { w: Tensor::ones(), b: Tensor::scalar(0.5), name: "demo".into() };
+    let mut p = Params {
+        w: Tensor::ones(),
+        b: Tensor::scalar(0.5),
+        name: "demo".into(),
+    };
     let x = Tensor::<(C<3>,)>::from_vec(vec![0.5, -1.0, 2.0]).expect("3 values");
     let first = step(&mut p, &x, 0.05).item().expect("concrete");
     let mut last = first;
@@ -33,5 +44,18 @@ fn main() {
     }
     assert!(last < first * 1e-3, "loss should shrink: {first} -> {last}");
     assert_eq!(step::stats().compiles, 1);
+    let xs =
+        Tensor::<(C<2>, C<3>)>::from_vec(vec![0.5, -1.0, 2.0, 1.0, 1.0, 1.0]).expect("6 values");
+    let per: Tensor<(C<2>,)> = example_loss::vmap(&p, &xs);
+    let one = example_loss(&p, &x).item().expect("concrete");
+    assert_eq!(per.to_vec().expect("concrete")[0], one);
+    // Per-example gradients through the composition macros: one gradient tree per example.
+    let pe = fx::vmap!(fx::grad!(loss(p, x), wrt = p), in_axes = (None, 0));
+    let grads: Stacked<Params, C<2>> = pe(&p, &xs);
+    let g0 = grads.get(0).expect("example 0");
+    assert_eq!(
+        g0.w.to_vec().expect("concrete"),
+        loss::grad(&p, &x).w.to_vec().expect("concrete")
+    );
     println!("user crate ok: {} loss {first:.4} -> {last:.2e}", p.name);
 }
