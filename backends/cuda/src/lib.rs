@@ -4,6 +4,9 @@
 //! sorts are hand-written kernels ([`kernels`]). Everything loads CUDA dynamically: the
 //! crate builds anywhere, and a machine without a driver gets an [`Error`], never a panic.
 //!
+//! [`backend`] plugs all of this into ferrax-core as the `cuda` device ([`register`]; the
+//! facade's `cuda` feature registers it at start-up).
+//!
 //! Code generation needs no GPU, so it is tested everywhere (the generated source is
 //! compiled, and run, by the host C++ compiler against a stub header; see `tests/`).
 

@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::exec::kernels::{classify, Fast};
 use crate::ir::{Program, Var};
 use crate::prim::compare::Compare;
-use crate::prim::select::Select;
 use crate::prim::reduce::{fold_contig, with_monoid, Load, Monoid, Reduce, ReduceOp, LEAF};
+use crate::prim::select::Select;
 use crate::storage::Storage;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -732,7 +732,11 @@ impl Region {
                     }
                     _ => vec![T::default(); chunk_cap],
                 })
-                .chain(self.mask_inputs.iter().map(|_| vec![T::default(); chunk_cap]))
+                .chain(
+                    self.mask_inputs
+                        .iter()
+                        .map(|_| vec![T::default(); chunk_cap]),
+                )
                 .collect()
         };
         let run_chunk = |scratch: &mut [Vec<T>], k: usize| -> Result<()> {
@@ -748,7 +752,11 @@ impl Region {
                 // SAFETY: mask inputs have `n` elements (checked above) and are only read.
                 let src = unsafe { std::slice::from_raw_parts(src.0.add(c) as *const bool, len) };
                 for (o, &b) in scratch[nm + k][..len].iter_mut().zip(src) {
-                    *o = if b { <T as crate::prim::reduce::Acc>::ONE } else { T::default() };
+                    *o = if b {
+                        <T as crate::prim::reduce::Acc>::ONE
+                    } else {
+                        T::default()
+                    };
                 }
             }
             for mi in 0..nm {
@@ -1032,7 +1040,11 @@ mod tests {
             want.0[i] = b;
             want.1[i] = c;
             want.2[i] = if c { a } else { y[i] };
-            want.3[i] = if a as f64 != y[i] as f64 { b as f64 } else { a as f64 };
+            want.3[i] = if a as f64 != y[i] as f64 {
+                b as f64
+            } else {
+                a as f64
+            };
         }
         let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

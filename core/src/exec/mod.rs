@@ -36,7 +36,10 @@ pub(crate) fn forget_pooled(s: &Arc<crate::storage::Storage>) {
 /// A buffer of `len` elements of `dtype` that the executor's pool holds and nobody else
 /// references (already faulted in), for host kernels that overwrite every element of their
 /// output (gemm with β = 0). Large fresh outputs otherwise cost a page fault per page.
-pub(crate) fn take_pooled(dtype: crate::dtype::DType, len: usize) -> Option<crate::storage::Storage> {
+pub(crate) fn take_pooled(
+    dtype: crate::dtype::DType,
+    len: usize,
+) -> Option<crate::storage::Storage> {
     pool::take(dtype, len)
 }
 

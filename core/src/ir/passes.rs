@@ -189,6 +189,11 @@ pub fn simplify(p: &Program) -> Program {
             ins,
             outs: e.outs.clone(),
         };
+        // A transpose feeding a dot_general becomes strides of its operand.
+        let e = crate::prim::dot_general::absorb_transposes(&e, |v| {
+            producers.get(&v).map(|&i| &eqns[i])
+        })
+        .unwrap_or(e);
         if e.outs.len() == 1 && !e.prim.has_side_effects() {
             let ctx = Ctx {
                 p,

@@ -148,30 +148,22 @@ impl Primitive for DotGeneral {
         let rg = self.groups(r.shape.len(), false);
         let out = match (l.data, r.data) {
             // A recycled buffer when the pool has one: gemm overwrites every element.
-            (Storage::F32(a), Storage::F32(b)) => Storage::F32(dot_float(
-                a,
-                l.shape,
-                &lg,
-                b,
-                r.shape,
-                &rg,
-                |n| match crate::exec::take_pooled(DType::F32, n) {
-                    Some(Storage::F32(v)) => v,
-                    _ => vec![0.0; n],
-                },
-            )),
-            (Storage::F64(a), Storage::F64(b)) => Storage::F64(dot_float(
-                a,
-                l.shape,
-                &lg,
-                b,
-                r.shape,
-                &rg,
-                |n| match crate::exec::take_pooled(DType::F64, n) {
-                    Some(Storage::F64(v)) => v,
-                    _ => vec![0.0; n],
-                },
-            )),
+            (Storage::F32(a), Storage::F32(b)) => {
+                Storage::F32(dot_float(a, l.shape, &lg, b, r.shape, &rg, |n| {
+                    match crate::exec::take_pooled(DType::F32, n) {
+                        Some(Storage::F32(v)) => v,
+                        _ => vec![0.0; n],
+                    }
+                }))
+            }
+            (Storage::F64(a), Storage::F64(b)) => {
+                Storage::F64(dot_float(a, l.shape, &lg, b, r.shape, &rg, |n| {
+                    match crate::exec::take_pooled(DType::F64, n) {
+                        Some(Storage::F64(v)) => v,
+                        _ => vec![0.0; n],
+                    }
+                }))
+            }
             (Storage::BF16(a), Storage::BF16(b)) => {
                 let c = dot_float(&widen(a), l.shape, &lg, &widen(b), r.shape, &rg, zeros);
                 Storage::BF16(c.into_iter().map(bf16::from_f32).collect())
@@ -344,6 +336,63 @@ fn transpose_operand(
     let r = dot_general(g, y, &y_free_in_g, &yg.free, &g_batch, &yg.batch)?;
     // `order_gy[i]` is the x axis at result position i; the transpose wants the inverse.
     crate::prim::transpose::transpose(&r, &crate::prim::transpose::inverse_perm(&order_gy))
+}
+
+/// `dot_general(transpose[perm](x), y)` (on either side) as `dot_general(x, y)` with the
+/// transposed operand's axes renamed through `perm`: the kernel reads any layout through
+/// strides, so the transpose need not be materialized. Applies when the renamed free axes
+/// stay ascending (free axes enter the output in ascending order, so its layout is
+/// unchanged); contracted and batch axes keep their pairing, so every sum has the same
+/// terms in the same order. `producer` finds the equation defining a variable.
+pub(crate) fn absorb_transposes<'a>(
+    e: &crate::ir::Eqn,
+    producer: impl Fn(crate::ir::Var) -> Option<&'a crate::ir::Eqn>,
+) -> Option<crate::ir::Eqn> {
+    let d = e.prim.as_any().downcast_ref::<DotGeneral>()?;
+    let [l, r] = e.ins.as_slice() else {
+        return None;
+    };
+    let mut p = d.clone();
+    let mut ins = vec![*l, *r];
+    let mut changed = false;
+    for (side, v) in [*l, *r].into_iter().enumerate() {
+        let Some(t) = producer(v) else { continue };
+        let Some(tr) = t
+            .prim
+            .as_any()
+            .downcast_ref::<crate::prim::transpose::Transpose>()
+        else {
+            continue;
+        };
+        let (Some(&src), rank) = (t.ins.first(), tr.perm.len()) else {
+            continue;
+        };
+        let (batch, contract) = if side == 0 {
+            (&mut p.lhs_batch, &mut p.lhs_contract)
+        } else {
+            (&mut p.rhs_batch, &mut p.rhs_contract)
+        };
+        if batch.iter().chain(contract.iter()).any(|&a| a >= rank) {
+            continue;
+        }
+        let free: Vec<usize> = (0..rank)
+            .filter(|a| !batch.contains(a) && !contract.contains(a))
+            .map(|a| tr.perm[a])
+            .collect();
+        if free.windows(2).any(|w| w[0] > w[1]) {
+            continue;
+        }
+        for a in batch.iter_mut().chain(contract.iter_mut()) {
+            *a = tr.perm[*a];
+        }
+        ins[side] = src;
+        changed = true;
+    }
+    changed.then(|| crate::ir::Eqn {
+        prim: std::sync::Arc::new(p),
+        ins,
+        outs: e.outs.clone(),
+    })
 }
 
 fn widen<T: Copy + Into<f32>>(v: &[T]) -> Vec<f32> {
@@ -574,4 +623,172 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
     let nb = batch.len();
     let bd: Vec<usize> = (0..nb).collect();
     dot_general(&a2, &b2, &[nb + 1], &[nb], &bd, &bd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_general;
+    use crate::array::{AVal, Array};
+    use crate::dtype::DType;
+    use crate::exec::Executable;
+    use crate::prim::transpose::transpose;
+
+    fn data(n: usize, a: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32) * a).sin() + 0.25).collect()
+    }
+
+    /// Compiles `f` over the given shapes, runs it on deterministic data, and returns the
+    /// result, the eager result, the operands and how many transposes survived `optimize`.
+    fn staged(
+        shapes: [&[usize]; 2],
+        f: impl Fn(&Array, &Array) -> crate::Result<Array>,
+    ) -> (Vec<f32>, Vec<f32>, usize) {
+        let avals: Vec<AVal> = shapes
+            .iter()
+            .map(|s| AVal::new(s.to_vec(), DType::F32))
+            .collect();
+        let (prog, _) = crate::trace::trace_fn(&avals, |v| Ok(vec![f(&v[0], &v[1])?])).unwrap();
+        let exe = Executable::compile(&prog).unwrap();
+        let transposes = exe
+            .program()
+            .eqns
+            .iter()
+            .filter(|e| e.prim.name() == "transpose")
+            .count();
+        let args: Vec<Array> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let n = s.iter().product();
+                Array::from_vec(s.to_vec(), data(n, 0.37 + k as f32 * 0.21)).unwrap()
+            })
+            .collect();
+        let got = exe.run(&args).unwrap()[0].to_vec::<f32>().unwrap();
+        let eager = f(&args[0], &args[1]).unwrap().to_vec::<f32>().unwrap();
+        (got, eager, transposes)
+    }
+
+    fn close(got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "element {i}: {g} vs {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn transposed_operands_are_absorbed_as_strides() {
+        // xᵀ · y with x [3, 4], y [3, 5]: the transpose disappears, the bits stay eager.
+        let (got, eager, t) = staged([&[3, 4], &[3, 5]], |x, y| {
+            dot_general(&transpose(x, &[1, 0])?, y, &[1], &[0], &[], &[])
+        });
+        assert_eq!(t, 0);
+        assert_eq!(got, eager);
+        let (x, y) = (data(12, 0.37), data(15, 0.58));
+        let want: Vec<f64> = (0..4)
+            .flat_map(|i| {
+                let (x, y) = (&x, &y);
+                (0..5).map(move |j| {
+                    (0..3)
+                        .map(|k| x[k * 4 + i] as f64 * y[k * 5 + j] as f64)
+                        .sum()
+                })
+            })
+            .collect();
+        close(&got, &want);
+
+        // Batched, transpose on the rhs: x [2, 3, 4] · swap(y [2, 5, 4]) over batch 0.
+        let (got, eager, t) = staged([&[2, 3, 4], &[2, 5, 4]], |x, y| {
+            dot_general(x, &transpose(y, &[0, 2, 1])?, &[2], &[1], &[0], &[0])
+        });
+        assert_eq!(t, 0);
+        assert_eq!(got, eager);
+        let (x, y) = (data(24, 0.37), data(40, 0.58));
+        let mut want = Vec::new();
+        for b in 0..2 {
+            for i in 0..3 {
+                for j in 0..5 {
+                    want.push(
+                        (0..4)
+                            .map(|k| x[b * 12 + i * 4 + k] as f64 * y[b * 20 + j * 4 + k] as f64)
+                            .sum(),
+                    );
+                }
+            }
+        }
+        close(&got, &want);
+    }
+
+    #[test]
+    fn a_transpose_that_reorders_free_axes_stays() {
+        // Free axes [0, 1] of the transposed lhs are x's axes [1, 0]: absorbing it would
+        // change the output layout, so the transpose is kept.
+        let (got, eager, t) = staged([&[4, 6, 3], &[3, 5]], |x, y| {
+            dot_general(&transpose(x, &[1, 0, 2])?, y, &[2], &[0], &[], &[])
+        });
+        assert_eq!(t, 1);
+        assert_eq!(got, eager);
+        let (x, y) = (data(72, 0.37), data(15, 0.58));
+        let mut want = Vec::new();
+        for a in 0..6 {
+            for b in 0..4 {
+                for j in 0..5 {
+                    want.push(
+                        (0..3)
+                            .map(|k| x[b * 18 + a * 3 + k] as f64 * y[k * 5 + j] as f64)
+                            .sum(),
+                    );
+                }
+            }
+        }
+        close(&got, &want);
+    }
+
+    #[test]
+    fn vjp_of_a_matmul_needs_no_transpose() {
+        // d/dw sum(x · w) for x [3, 4], w [4, 2] is xᵀ · 1: the rule emits it as
+        // dot_general(x, g) contracting the batch axis, never a materialized transpose.
+        let x = Array::from_vec(vec![3, 4], data(12, 0.37)).unwrap();
+        let w = Array::from_vec(vec![4, 2], data(8, 0.58)).unwrap();
+        let avals = [x.aval().clone(), w.aval().clone()];
+        let (prog, _) = crate::trace::trace_fn(&avals, |v| {
+            let y = dot_general(&v[0], &v[1], &[1], &[0], &[], &[])?;
+            let g = crate::prim::unary::full_like(&y, 1.0)?;
+            let ct = DotGeneral {
+                lhs_contract: vec![1],
+                rhs_contract: vec![0],
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+            }
+            .vjp(&[v[0].clone(), v[1].clone()], &[y], &[Some(g)])?;
+            Ok(ct
+                .into_iter()
+                .map(|c| c.expect("float cotangent"))
+                .collect())
+        })
+        .unwrap();
+        assert!(
+            !prog.eqns.iter().any(|e| e.prim.name() == "transpose"),
+            "{prog}"
+        );
+        let out = Executable::compile(&prog)
+            .unwrap()
+            .run(&[x.clone(), w.clone()])
+            .unwrap();
+        let (xv, wv) = (x.to_vec::<f32>().unwrap(), w.to_vec::<f32>().unwrap());
+        // ct_x[i, k] = sum_j w[k, j]; ct_w[k, j] = sum_i x[i, k].
+        let want_x: Vec<f64> = (0..12)
+            .map(|ik| (wv[(ik % 4) * 2] + wv[(ik % 4) * 2 + 1]) as f64)
+            .collect();
+        let want_w: Vec<f64> = (0..8)
+            .map(|kj| (0..3).map(|i| xv[i * 4 + kj / 2] as f64).sum())
+            .collect();
+        close(&out[0].to_vec::<f32>().unwrap(), &want_x);
+        close(&out[1].to_vec::<f32>().unwrap(), &want_w);
+    }
+
+    use super::DotGeneral;
+    use crate::prim::Primitive;
 }
