@@ -1,8 +1,10 @@
 //! Shape traits the layers' signatures use ([`LastDim`]) and small array-level helpers.
 
+use crate::init::Initializer;
+use crate::rngs::Rngs;
 use ferrax_core::prim::binary::{binary_bcast, BinaryOp};
 use ferrax_core::prim::broadcast_in_dim::broadcast_in_dim;
-use ferrax_core::{Array, Dim, Elem, Result, Shape, Tensor};
+use ferrax_core::{Array, Dim, Elem, Float, Result, Shape, StaticShape, Tensor};
 
 /// Shapes of rank 1 to 6, seen as `Init ++ [Last]`: layers acting on the last axis (dense,
 /// norms, attention features) are generic over the leading axes with this.
@@ -67,4 +69,20 @@ pub(crate) fn scale(a: &Array, c: f64) -> Result<Array> {
 }
 pub(crate) fn add_scalar(a: &Array, c: f64) -> Result<Array> {
     ferrax_core::prim::binary::binary_scalar(BinaryOp::Add, a, c)
+}
+
+/// Draws a layer's kernel and optional bias from the `params` stream, kernel first, as the
+/// layers with a `with_init(.., kernel_init, bias_init)` constructor do (the draw order fixes
+/// which key each gets, so it must not differ between layers).
+pub(crate) fn kernel_and_bias<K: StaticShape, B: StaticShape, E: Float>(
+    rngs: &mut Rngs,
+    kernel_init: &Initializer,
+    bias_init: Option<&Initializer>,
+) -> Result<(Tensor<K, E>, Option<Tensor<B, E>>)> {
+    let kernel = kernel_init.init(&rngs.params()?)?;
+    let bias = match bias_init {
+        Some(b) => Some(b.init(&rngs.params()?)?),
+        None => None,
+    };
+    Ok((kernel, bias))
 }

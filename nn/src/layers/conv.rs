@@ -70,11 +70,7 @@ impl<
         kernel_init: &Initializer,
         bias_init: Option<&Initializer>,
     ) -> Result<Self> {
-        let kernel = kernel_init.init(&rngs.params()?)?;
-        let bias = match bias_init {
-            Some(b) => Some(b.init(&rngs.params()?)?),
-            None => None,
-        };
+        let (kernel, bias) = crate::util::kernel_and_bias(rngs, kernel_init, bias_init)?;
         Ok(Conv2d { kernel, bias, opts })
     }
     /// Convolves `x` (NHWC); errors if `OH, OW` are not the output size the options give.
@@ -199,11 +195,7 @@ impl<const CI: usize, const CO: usize, const K: usize, E: Float, const CIG: usiz
         kernel_init: &Initializer,
         bias_init: Option<&Initializer>,
     ) -> Result<Self> {
-        let kernel = kernel_init.init(&rngs.params()?)?;
-        let bias = match bias_init {
-            Some(b) => Some(b.init(&rngs.params()?)?),
-            None => None,
-        };
+        let (kernel, bias) = crate::util::kernel_and_bias(rngs, kernel_init, bias_init)?;
         Ok(Conv1d { kernel, bias, opts })
     }
     /// Convolves `x` (NWC); errors if `OL` is not the output length the options give.
@@ -312,11 +304,7 @@ impl<const CI: usize, const CO: usize, const KH: usize, const KW: usize, E: Floa
         kernel_init: &Initializer,
         bias_init: Option<&Initializer>,
     ) -> Result<Self> {
-        let kernel = kernel_init.init(&rngs.params()?)?;
-        let bias = match bias_init {
-            Some(b) => Some(b.init(&rngs.params()?)?),
-            None => None,
-        };
+        let (kernel, bias) = crate::util::kernel_and_bias(rngs, kernel_init, bias_init)?;
         Ok(ConvTranspose2d { kernel, bias, opts })
     }
     /// Applies the transposed convolution to `x` (NHWC); errors if `OH, OW` are not the

@@ -48,11 +48,7 @@ impl<const I: usize, const O: usize, E: Float> Linear<I, O, E> {
         kernel_init: &Initializer,
         bias_init: Option<&Initializer>,
     ) -> Result<Self> {
-        let kernel = kernel_init.init(&rngs.params()?)?;
-        let bias = match bias_init {
-            Some(b) => Some(b.init(&rngs.params()?)?),
-            None => None,
-        };
+        let (kernel, bias) = crate::util::kernel_and_bias(rngs, kernel_init, bias_init)?;
         Ok(Linear { kernel, bias })
     }
     /// `x · kernel + bias` over the last axis.
