@@ -156,11 +156,7 @@ impl Guide for AutoDiagonalNormal {
         l.unpack(&z)
     }
     fn param_transforms(&self) -> HashMap<String, Transform> {
-        let mut m = HashMap::new();
-        if let Ok(t) = biject_to(&Constraint::Positive) {
-            m.insert("auto_scale".to_string(), t);
-        }
-        m
+        positive_param("auto_scale")
     }
 }
 
@@ -336,11 +332,7 @@ impl Guide for AutoLowRankMultivariateNormal {
         l.unpack(&z)
     }
     fn param_transforms(&self) -> HashMap<String, Transform> {
-        let mut m = HashMap::new();
-        if let Ok(t) = biject_to(&Constraint::Positive) {
-            m.insert("auto_cov_diag".to_string(), t);
-        }
-        m
+        positive_param("auto_cov_diag")
     }
 }
 
@@ -489,4 +481,11 @@ impl Guide for AutoLaplaceApproximation {
         let z = sample(LATENT, Delta::with(&loc, 0.0, 1)?, None)?;
         l.unpack(&z)
     }
+}
+
+/// The transform map of a guide whose one constrained parameter is positive.
+fn positive_param(name: &str) -> HashMap<String, Transform> {
+    biject_to(&Constraint::Positive)
+        .map(|t| HashMap::from([(name.to_string(), t)]))
+        .unwrap_or_default()
 }
