@@ -208,14 +208,7 @@ impl AutoNormal {
     /// Each site's median under the guide (`biject_to(support)(loc)`), from fitted params.
     pub fn median(&self, params: &HashMap<String, Array>) -> Result<HashMap<String, Array>> {
         let sites = self.sites.as_ref().ok_or_else(not_set_up)?;
-        let mut out = HashMap::new();
-        for s in sites {
-            let loc = params
-                .get(&self.loc_name(&s.name))
-                .ok_or_else(|| Error::site(self.loc_name(&s.name), "missing parameter"))?;
-            out.insert(s.name.clone(), s.transform.forward(loc)?);
-        }
-        Ok(out)
+        constrained_locs(sites, params, |site| self.loc_name(site))
     }
 }
 
@@ -288,14 +281,7 @@ impl AutoDelta {
     /// The point estimate of each site (constrained), from fitted params.
     pub fn median(&self, params: &HashMap<String, Array>) -> Result<HashMap<String, Array>> {
         let sites = self.sites.as_ref().ok_or_else(not_set_up)?;
-        let mut out = HashMap::new();
-        for s in sites {
-            let loc = params
-                .get(&self.loc_name(&s.name))
-                .ok_or_else(|| Error::site(self.loc_name(&s.name), "missing parameter"))?;
-            out.insert(s.name.clone(), s.transform.forward(loc)?);
-        }
-        Ok(out)
+        constrained_locs(sites, params, |site| self.loc_name(site))
     }
 }
 
@@ -314,4 +300,22 @@ impl Guide for AutoDelta {
         }
         Ok(())
     }
+}
+
+/// Each site's location parameter mapped to its support (`biject_to(support)(loc)`): the
+/// median of AutoNormal and the point of AutoDelta.
+fn constrained_locs(
+    sites: &[AutoSite],
+    params: &HashMap<String, Array>,
+    loc_name: impl Fn(&str) -> String,
+) -> Result<HashMap<String, Array>> {
+    let mut out = HashMap::new();
+    for s in sites {
+        let name = loc_name(&s.name);
+        let loc = params
+            .get(&name)
+            .ok_or_else(|| Error::site(name.clone(), "missing parameter"))?;
+        out.insert(s.name.clone(), s.transform.forward(loc)?);
+    }
+    Ok(out)
 }
