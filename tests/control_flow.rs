@@ -3,6 +3,8 @@
 //! differences (first and second order) and against JAX reference values, the while-loop
 //! vjp error, and batching against per-example loops.
 
+mod common;
+
 use ferrax::jit::disable_jit;
 use ferrax::prelude::*;
 use ferrax::prim::binary::{add, binary_scalar, mul, sub, BinaryOp};
@@ -426,89 +428,51 @@ fn rnn_loss(a: &[Array]) -> Result<Array> {
     sum_all(&mul(&hs[0], &hs[0])?)
 }
 
-mod reference {
-    use super::*;
-    use serde_json::Value;
-
-    pub fn load() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/reference/grads_shared.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    fn flatten(v: &Value, out: &mut Vec<f64>) {
-        match v {
-            Value::Array(xs) => xs.iter().for_each(|x| flatten(x, out)),
-            v => out.push(v.as_f64().unwrap()),
-        }
-    }
-
-    pub fn tensor(t: &Value) -> Array {
-        assert_eq!(t["dtype"], "float64");
-        let shape: Vec<usize> = t["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect();
-        let mut data = Vec::new();
-        flatten(&t["data"], &mut data);
-        Array::from_vec(shape, data).unwrap()
-    }
-
-    pub fn function<'a>(r: &'a Value, name: &str) -> &'a Value {
-        r["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap()
-    }
-}
-
 #[test]
 fn rnn_scan_matches_jax_reference() {
-    let r = reference::load();
-    let f = reference::function(&r, "rnn_scan_5_steps");
+    let r = common::load("grads_shared.json");
+    let f = common::function(&r, "rnn_scan_5_steps");
     let names = ["h0", "xs", "Wh", "Wx", "b"];
     let args: Vec<Array> = names
         .iter()
-        .map(|n| reference::tensor(&f["inputs"][n]))
+        .map(|n| common::tensor_f64(&f["inputs"][n]))
         .collect();
     let want = &f["float64"];
     let loss = rnn_loss(&args).unwrap();
     close(
         &vals(&loss),
-        &vals(&reference::tensor(&want["value"])),
+        &vals(&common::tensor_f64(&want["value"])),
         1e-10,
     );
     let (v, g) = ferrax::ad::value_and_grad(&args, |a| rnn_loss(a).unwrap()).unwrap();
-    close(&vals(&v), &vals(&reference::tensor(&want["value"])), 1e-10);
+    close(&vals(&v), &vals(&common::tensor_f64(&want["value"])), 1e-10);
     for (n, g) in names.iter().zip(&g) {
-        close(&vals(g), &vals(&reference::tensor(&want["grad"][n])), 1e-10);
+        close(
+            &vals(g),
+            &vals(&common::tensor_f64(&want["grad"][n])),
+            1e-10,
+        );
     }
     // Forward mode (derived from the scan's vjp by transposition) against JAX's jvp.
     let t: Vec<Array> = names
         .iter()
-        .map(|n| reference::tensor(&f["tangent"][n]))
+        .map(|n| common::tensor_f64(&f["tangent"][n]))
         .collect();
     let (_, tout) = ferrax::ad::jvp(&args, &t, |a| rnn_loss(a).unwrap()).unwrap();
     close(
         &vals(&tout),
-        &vals(&reference::tensor(&want["jvp"]["tangent_out"])),
+        &vals(&common::tensor_f64(&want["jvp"]["tangent_out"])),
         1e-10,
     );
 }
 
 #[test]
 fn rnn_scan_grads_second_order() {
-    let r = reference::load();
-    let f = reference::function(&r, "rnn_scan_5_steps");
+    let r = common::load("grads_shared.json");
+    let f = common::function(&r, "rnn_scan_5_steps");
     let args: Vec<Array> = ["h0", "xs", "Wh", "Wx", "b"]
         .iter()
-        .map(|n| reference::tensor(&f["inputs"][n]))
+        .map(|n| common::tensor_f64(&f["inputs"][n]))
         .collect();
     check_grads(
         &rnn_loss,
@@ -659,11 +623,11 @@ fn vmap_while_loop_runs_each_example_to_its_own_end() {
 
 #[test]
 fn programs_keep_nested_control_flow() {
-    let r = reference::load();
-    let f = reference::function(&r, "rnn_scan_5_steps");
+    let r = common::load("grads_shared.json");
+    let f = common::function(&r, "rnn_scan_5_steps");
     let args: Vec<Array> = ["h0", "xs", "Wh", "Wx", "b"]
         .iter()
-        .map(|n| reference::tensor(&f["inputs"][n]))
+        .map(|n| common::tensor_f64(&f["inputs"][n]))
         .collect();
     let avals: Vec<_> = args.iter().map(|a| a.aval().clone()).collect();
     let (p, _) = ferrax::trace::trace_fn(&avals, |a| Ok(vec![rnn_loss(a)?])).unwrap();
@@ -698,11 +662,11 @@ fn programs_keep_nested_control_flow() {
 
 #[test]
 fn vmap_of_grad_through_scan_matches_per_example() {
-    let r = reference::load();
-    let f = reference::function(&r, "rnn_scan_5_steps");
+    let r = common::load("grads_shared.json");
+    let f = common::function(&r, "rnn_scan_5_steps");
     let args: Vec<Array> = ["h0", "xs", "Wh", "Wx", "b"]
         .iter()
-        .map(|n| reference::tensor(&f["inputs"][n]))
+        .map(|n| common::tensor_f64(&f["inputs"][n]))
         .collect();
     let h0s = arr(
         &[3, 3],

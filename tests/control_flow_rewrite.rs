@@ -5,6 +5,8 @@
 //! Rust forms the macro must not touch still compile and run; the RNN of the JAX reference
 //! through a rewritten `for` loop, value and gradient against `grads_shared.json`.
 
+mod common;
+
 use ferrax::jit::disable_jit;
 use ferrax::prelude::*;
 
@@ -523,39 +525,6 @@ fn plain_rust_forms_still_compile_and_run() {
 
 // ---- the RNN of the JAX reference through a rewritten `for` -------------------------------
 
-mod reference {
-    use serde_json::Value;
-
-    pub fn rnn() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/reference/grads_shared.json"
-        );
-        let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        r["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == "rnn_scan_5_steps")
-            .unwrap()
-            .clone()
-    }
-
-    fn flatten(v: &Value, out: &mut Vec<f64>) {
-        match v {
-            Value::Array(xs) => xs.iter().for_each(|x| flatten(x, out)),
-            v => out.push(v.as_f64().unwrap()),
-        }
-    }
-
-    pub fn data(t: &Value) -> Vec<f64> {
-        assert_eq!(t["dtype"], "float64");
-        let mut out = Vec::new();
-        flatten(&t["data"], &mut out);
-        out
-    }
-}
-
 type Rnn = (
     Tensor<(C<3>,), f64>,
     Tensor<(C<5>, C<2>), f64>,
@@ -584,8 +553,9 @@ fn rnn_for(p: &Rnn) -> Tensor<(), f64> {
 
 #[test]
 fn rnn_through_a_rewritten_for_matches_jax_reference() {
-    let f = reference::rnn();
-    let t = |n: &str| reference::data(&f["inputs"][n]);
+    let doc = common::load("grads_shared.json");
+    let f = common::function(&doc, "rnn_scan_5_steps");
+    let t = |n: &str| common::f64_data(&f["inputs"][n]);
     let p: Rnn = (
         Tensor::from_vec(t("h0")).unwrap(),
         Tensor::from_vec(t("xs")).unwrap(),
@@ -594,7 +564,7 @@ fn rnn_through_a_rewritten_for_matches_jax_reference() {
         Tensor::from_vec(t("b")).unwrap(),
     );
     let want = &f["float64"];
-    let value = reference::data(&want["value"]);
+    let value = common::f64_data(&want["value"]);
     close(&[rnn_for(&p).item().unwrap()], &value, 1e-10);
     let prog = rnn_for::trace(&p).unwrap().to_string();
     assert!(prog.contains("scan[") && !prog.contains("while["), "{prog}");
@@ -602,7 +572,7 @@ fn rnn_through_a_rewritten_for_matches_jax_reference() {
     // trace and its `for` becomes a differentiable scan).
     let (v, g) = ferrax::ad::value_and_grad(&p, rnn_for).unwrap();
     close(&[v.item().unwrap()], &value, 1e-10);
-    let g_want = |n: &str| reference::data(&want["grad"][n]);
+    let g_want = |n: &str| common::f64_data(&want["grad"][n]);
     close(&g.0.to_vec().unwrap(), &g_want("h0"), 1e-10);
     close(&g.1.to_vec().unwrap(), &g_want("xs"), 1e-10);
     close(&g.2.to_vec().unwrap(), &g_want("Wh"), 1e-10);

@@ -22,6 +22,8 @@ use ferrax::vmap::{index_axis, move_axis, vmap};
 use ferrax::{Array, DType, Result};
 use std::sync::Arc;
 
+mod common;
+
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
@@ -578,88 +580,7 @@ fn conv_integer_operands_have_no_gradient() {
 
 mod reference {
     use super::*;
-    use serde_json::Value;
-
-    pub fn load() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/reference/grads_shared.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    fn num(v: &Value) -> f64 {
-        match v {
-            Value::Number(n) => n.as_f64().unwrap(),
-            // Conventions: non-finite values are the strings 'nan', 'inf', '-inf'.
-            Value::String(s) => match s.as_str() {
-                "nan" => f64::NAN,
-                "inf" => f64::INFINITY,
-                "-inf" => f64::NEG_INFINITY,
-                s => panic!("unexpected number {s}"),
-            },
-            v => panic!("unexpected value {v}"),
-        }
-    }
-
-    fn flatten(v: &Value, out: &mut Vec<f64>) {
-        match v {
-            Value::Array(xs) => xs.iter().for_each(|x| flatten(x, out)),
-            v => out.push(num(v)),
-        }
-    }
-
-    /// A `{dtype, shape, data}` tensor. float32 data is parsed as f32 directly (the
-    /// convention: the shortest decimal that round-trips to the f32), int32 as i32.
-    pub fn tensor(t: &Value) -> Array {
-        let shape: Vec<usize> = t["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect();
-        let mut data = Vec::new();
-        flatten(&t["data"], &mut data);
-        match t["dtype"].as_str().unwrap() {
-            "float64" => Array::from_vec(shape, data).unwrap(),
-            "float32" => {
-                let v: Vec<f32> = flatten_str(&t["data"])
-                    .iter()
-                    .map(|s| s.parse::<f32>().unwrap())
-                    .collect();
-                Array::from_vec(shape, v).unwrap()
-            }
-            "int32" => {
-                Array::from_vec(shape, data.iter().map(|&v| v as i32).collect::<Vec<_>>()).unwrap()
-            }
-            d => panic!("unexpected dtype {d}"),
-        }
-    }
-
-    /// The numbers of a nested list as their decimal text (so f32 values parse as f32, not
-    /// through a double rounding via f64).
-    fn flatten_str(v: &Value) -> Vec<String> {
-        match v {
-            Value::Array(xs) => xs.iter().flat_map(flatten_str).collect(),
-            Value::Number(n) => vec![n.to_string()],
-            Value::String(s) => vec![s.clone()],
-            v => panic!("unexpected value {v}"),
-        }
-    }
-
-    pub fn function<'a>(r: &'a Value, name: &str) -> &'a Value {
-        r["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("no function {name}"))
-    }
-
-    pub fn tol(r: &Value, key: &str) -> (f64, f64) {
-        let t = &r["suggested_tolerances"][key];
-        (t["rtol"].as_f64().unwrap(), t["atol"].as_f64().unwrap())
-    }
+    use crate::common::{self, function, tensor, tol};
 
     pub fn close(what: &str, got: &Array, want: &Array, (rtol, atol): (f64, f64)) {
         assert_eq!(got.shape(), want.shape(), "{what}: shape");
@@ -678,7 +599,7 @@ mod reference {
     /// not in 'differentiable' (integer labels) are passed as constants after the
     /// differentiable ones.
     pub fn compare(name: &str, f: &dyn Fn(&[Array]) -> Array) {
-        let r = load();
+        let r = common::load("grads_shared.json");
         let fj = function(&r, name);
         let names: Vec<String> = fj["differentiable"]
             .as_array()

@@ -21,6 +21,8 @@ use ferrax::testing::{check_grads, GradCheck};
 use ferrax::{bind, Array, DType, Result};
 use std::sync::Arc;
 
+mod common;
+
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
@@ -551,72 +553,11 @@ fn logsumexp_softmax_large_values() {
 
 mod reference {
     use super::*;
-    use serde_json::Value;
-
-    pub fn load() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/reference/grads_shared.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    fn num(v: &Value) -> f64 {
-        match v {
-            Value::Number(n) => n.as_f64().unwrap(),
-            // Conventions: non-finite values are the strings 'nan', 'inf', '-inf'.
-            Value::String(s) => match s.as_str() {
-                "nan" => f64::NAN,
-                "inf" => f64::INFINITY,
-                "-inf" => f64::NEG_INFINITY,
-                s => panic!("unexpected number {s}"),
-            },
-            v => panic!("unexpected value {v}"),
-        }
-    }
-
-    fn flatten(v: &Value, out: &mut Vec<f64>) {
-        match v {
-            Value::Array(xs) => xs.iter().for_each(|x| flatten(x, out)),
-            v => out.push(num(v)),
-        }
-    }
-
-    /// A `{dtype, shape, data}` tensor as an f64 array.
-    pub fn tensor(t: &Value) -> Array {
-        assert_eq!(
-            t["dtype"], "float64",
-            "this file compares float64 references only"
-        );
-        let shape: Vec<usize> = t["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect();
-        let mut data = Vec::new();
-        flatten(&t["data"], &mut data);
-        arr(&shape, data)
-    }
-
-    pub fn function<'a>(r: &'a Value, name: &str) -> &'a Value {
-        r["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("no function {name}"))
-    }
-
-    /// The float64 tolerance the reference file suggests.
-    pub fn tol(r: &Value) -> (f64, f64) {
-        let t = &r["suggested_tolerances"]["float64_vs_float64_ref"];
-        (t["rtol"].as_f64().unwrap(), t["atol"].as_f64().unwrap())
-    }
+    use crate::common::{self, function, tensor_f64, Json};
 
     /// Inputs in the order of the function's 'differentiable' list (all inputs are float
     /// and differentiable for the functions used here).
-    pub fn inputs(f: &Value, key: &str) -> (Vec<String>, Vec<Array>) {
+    pub fn inputs(f: &Json, key: &str) -> (Vec<String>, Vec<Array>) {
         let names: Vec<String> = f["differentiable"]
             .as_array()
             .unwrap()
@@ -624,7 +565,10 @@ mod reference {
             .map(|n| n.as_str().unwrap().to_string())
             .collect();
         assert_eq!(names.len(), f["inputs"].as_object().unwrap().len());
-        let arrays = names.iter().map(|n| tensor(&f[key][n.as_str()])).collect();
+        let arrays = names
+            .iter()
+            .map(|n| tensor_f64(&f[key][n.as_str()]))
+            .collect();
         (names, arrays)
     }
 
@@ -642,14 +586,20 @@ mod reference {
     /// Hessian-vector product (forward over reverse, as `jax.jvp(jax.grad(f))`) with JAX's
     /// float64 results.
     pub fn compare(name: &str, f: fn(&[Array]) -> Array, value_only: bool) {
-        let r = load();
-        let tol = tol(&r);
+        let r = common::load("grads_shared.json");
+        // The float64 tolerance the reference file suggests.
+        let tol = common::tol(&r, "float64_vs_float64_ref");
         let fj = function(&r, name);
         let (names, xs) = inputs(fj, "inputs");
         let (_, ts) = inputs(fj, "tangent");
         let refs = &fj["float64"];
         let v = f(&xs);
-        close(&format!("{name} value"), &v, &tensor(&refs["value"]), tol);
+        close(
+            &format!("{name} value"),
+            &v,
+            &tensor_f64(&refs["value"]),
+            tol,
+        );
         if value_only {
             return;
         }
@@ -657,14 +607,14 @@ mod reference {
         close(
             &format!("{name} value (traced)"),
             &v,
-            &tensor(&refs["value"]),
+            &tensor_f64(&refs["value"]),
             tol,
         );
         for (n, gi) in names.iter().zip(&g) {
             close(
                 &format!("{name} grad {n}"),
                 gi,
-                &tensor(&refs["grad"][n.as_str()]),
+                &tensor_f64(&refs["grad"][n.as_str()]),
                 tol,
             );
         }
@@ -672,13 +622,13 @@ mod reference {
         close(
             &format!("{name} jvp primal"),
             &p,
-            &tensor(&refs["jvp"]["primal_out"]),
+            &tensor_f64(&refs["jvp"]["primal_out"]),
             tol,
         );
         close(
             &format!("{name} jvp tangent"),
             &t,
-            &tensor(&refs["jvp"]["tangent_out"]),
+            &tensor_f64(&refs["jvp"]["tangent_out"]),
             tol,
         );
         let (_, hv) = jvp(&xs, &ts, |w: &Vec<Array>| {
@@ -689,7 +639,7 @@ mod reference {
             close(
                 &format!("{name} hvp {n}"),
                 h,
-                &tensor(&refs["hvp"][n.as_str()]),
+                &tensor_f64(&refs["hvp"][n.as_str()]),
                 tol,
             );
         }

@@ -18,34 +18,8 @@ use ferrax::prim::slice::slice_in_dim;
 use ferrax::prim::transpose::transpose;
 use ferrax::prim::{compare, reduce, select, stop_gradient::stop_gradient, unary};
 use ferrax::{Array, DType, Result};
-use serde_json::Value;
 
-fn flatten(v: &Value, out: &mut Vec<f64>) {
-    match v {
-        Value::Array(xs) => xs.iter().for_each(|x| flatten(x, out)),
-        Value::Number(n) => out.push(n.as_f64().unwrap()),
-        Value::String(s) => out.push(match s.as_str() {
-            "nan" => f64::NAN,
-            "inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            other => panic!("unexpected string {other}"),
-        }),
-        other => panic!("unexpected {other}"),
-    }
-}
-
-fn tensor(t: &Value, dtype: DType) -> Array {
-    let shape: Vec<usize> = t["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let mut data = Vec::new();
-    flatten(&t["data"], &mut data);
-    let a = Array::from_vec(shape, data).unwrap();
-    ferrax::prim::convert::convert(&a, dtype).unwrap()
-}
+mod common;
 
 fn add(a: &Array, b: &Array) -> Result<Array> {
     binary_bcast(BinaryOp::Add, a, b)
@@ -269,8 +243,7 @@ fn close(got: &Array, want: &Array, rtol: f64, atol: f64, what: &str) {
 
 #[test]
 fn jax_reference_values_grads_jvps_and_hvps() {
-    let text = include_str!("reference/grads_shared.json");
-    let doc: Value = serde_json::from_str(text).unwrap();
+    let doc = common::load("grads_shared.json");
     let mut checked = 0;
     for f in doc["functions"].as_array().unwrap() {
         let name = f["name"].as_str().unwrap();
@@ -288,23 +261,23 @@ fn jax_reference_values_grads_jvps_and_hvps() {
             );
             let consts: Vec<Array> = const_names
                 .iter()
-                .map(|n| tensor(&f["inputs"][*n], DType::I32))
+                .map(|n| common::tensor_as(&f["inputs"][*n], DType::I32))
                 .collect();
             let func = |a: &[Array]| func(a, &consts);
             let args: Vec<Array> = names
                 .iter()
-                .map(|n| tensor(&f["inputs"][n], dtype))
+                .map(|n| common::tensor_as(&f["inputs"][n], dtype))
                 .collect();
             let tangents: Vec<Array> = names
                 .iter()
-                .map(|n| tensor(&f["tangent"][n], dtype))
+                .map(|n| common::tensor_as(&f["tangent"][n], dtype))
                 .collect();
             let r = &f[section];
             let ctx = format!("{name} ({section})");
             let value = func(&args).unwrap();
             close(
                 &value,
-                &tensor(&r["value"], dtype),
+                &common::tensor_as(&r["value"], dtype),
                 rtol,
                 atol,
                 &format!("{ctx} value"),
@@ -314,7 +287,7 @@ fn jax_reference_values_grads_jvps_and_hvps() {
             for (n, g) in names.iter().zip(&grads) {
                 close(
                     g,
-                    &tensor(&r["grad"][n], dtype),
+                    &common::tensor_as(&r["grad"][n], dtype),
                     rtol,
                     atol,
                     &format!("{ctx} grad {n}"),
@@ -323,14 +296,14 @@ fn jax_reference_values_grads_jvps_and_hvps() {
             let (p, t) = ad::jvp(&args, &tangents, |a: &Vec<Array>| func(a).unwrap()).unwrap();
             close(
                 &p,
-                &tensor(&r["jvp"]["primal_out"], dtype),
+                &common::tensor_as(&r["jvp"]["primal_out"], dtype),
                 rtol,
                 atol,
                 &format!("{ctx} jvp primal"),
             );
             close(
                 &t,
-                &tensor(&r["jvp"]["tangent_out"], dtype),
+                &common::tensor_as(&r["jvp"]["tangent_out"], dtype),
                 rtol,
                 atol,
                 &format!("{ctx} jvp tangent"),
@@ -339,7 +312,7 @@ fn jax_reference_values_grads_jvps_and_hvps() {
             for (n, hv) in names.iter().zip(&h) {
                 close(
                     hv,
-                    &tensor(&r["hvp"][n], dtype),
+                    &common::tensor_as(&r["hvp"][n], dtype),
                     rtol * 10.0,
                     atol * 10.0,
                     &format!("{ctx} hvp {n}"),
@@ -353,25 +326,24 @@ fn jax_reference_values_grads_jvps_and_hvps() {
 
 #[test]
 fn jacobians_and_hessian_match_jax() {
-    let text = include_str!("reference/vmap.json");
-    let doc: Value = serde_json::from_str(text).unwrap();
+    let doc = common::load("vmap.json");
     let ex = &doc["extras"];
-    let w = tensor(&ex["inputs"]["W"], DType::F64);
-    let x = tensor(&ex["inputs"]["x"], DType::F64);
+    let w = common::tensor_as(&ex["inputs"]["W"], DType::F64);
+    let x = common::tensor_as(&ex["inputs"]["x"], DType::F64);
     let f = |z: &Array| unary::tanh(&ferrax::prim::dot_general::matmul(&w, z)?);
     let jr = ad::jacrev(&x, f).unwrap();
     let jf = ad::jacfwd(&x, f).unwrap();
     let r = &ex["float64"];
     close(
         &jr,
-        &tensor(&r["jacrev_tanh_Wx"], DType::F64),
+        &common::tensor_as(&r["jacrev_tanh_Wx"], DType::F64),
         1e-10,
         1e-12,
         "jacrev",
     );
     close(
         &jf,
-        &tensor(&r["jacfwd_tanh_Wx"], DType::F64),
+        &common::tensor_as(&r["jacfwd_tanh_Wx"], DType::F64),
         1e-10,
         1e-12,
         "jacfwd",
@@ -380,7 +352,7 @@ fn jacobians_and_hessian_match_jax() {
     let h = ad::hessian(&x, |z| ferrax::ops::composite::logsumexp(z, &[0])).unwrap();
     close(
         &h,
-        &tensor(&r["hessian_logsumexp"], DType::F64),
+        &common::tensor_as(&r["hessian_logsumexp"], DType::F64),
         1e-10,
         1e-12,
         "hessian",

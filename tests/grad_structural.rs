@@ -28,6 +28,8 @@ use ferrax::vmap::{index_axis, vmap};
 use ferrax::{AVal, Array, DType, Error, Result};
 use std::sync::Arc;
 
+mod common;
+
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
@@ -400,46 +402,9 @@ fn integer_operands_get_no_cotangent() {
 // ---------------------------------------------------------------------------------------
 // JAX reference values.
 
-fn flatten(v: &serde_json::Value, out: &mut Vec<f64>) {
-    match v {
-        serde_json::Value::Array(xs) => xs.iter().for_each(|x| flatten(x, out)),
-        serde_json::Value::Number(n) => out.push(n.as_f64().unwrap()),
-        other => panic!("unexpected tensor datum {other}"),
-    }
-}
-
-fn tensor(v: &serde_json::Value) -> Array {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let mut data = Vec::new();
-    flatten(&v["data"], &mut data);
-    match v["dtype"].as_str().unwrap() {
-        "float64" => Array::from_vec(shape, data).unwrap(),
-        "int32" => {
-            Array::from_vec(shape, data.iter().map(|&x| x as i32).collect::<Vec<_>>()).unwrap()
-        }
-        other => panic!("unexpected dtype {other}"),
-    }
-}
-
-fn reference(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/reference/grads_shared.json"
-    ))
-    .unwrap();
-    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
-    all["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap()
-        .clone()
+/// The entry `name` of the shared JAX reference set.
+fn reference(name: &str) -> common::Json {
+    common::function(&common::load("grads_shared.json"), name).clone()
 }
 
 fn close(what: &str, got: &Array, want: &Array) {
@@ -457,37 +422,51 @@ fn close(what: &str, got: &Array, want: &Array) {
 /// inputs `names`, in order) against the reference entry's float64 values.
 fn check_reference(name: &str, names: &[&str], f: &dyn Fn(&[Array]) -> Result<Array>) {
     let r = reference(name);
-    let xs: Vec<Array> = names.iter().map(|n| tensor(&r["inputs"][n])).collect();
-    let ts: Vec<Array> = names.iter().map(|n| tensor(&r["tangent"][n])).collect();
+    let xs: Vec<Array> = names
+        .iter()
+        .map(|n| common::tensor_f64(&r["inputs"][n]))
+        .collect();
+    let ts: Vec<Array> = names
+        .iter()
+        .map(|n| common::tensor_f64(&r["tangent"][n]))
+        .collect();
     let f64r = &r["float64"];
     close(
         &format!("{name} value"),
         &f(&xs).unwrap(),
-        &tensor(&f64r["value"]),
+        &common::tensor_f64(&f64r["value"]),
     );
     let g = grad(&xs, |xs: &Vec<Array>| f(xs).unwrap()).unwrap();
     for (n, gi) in names.iter().zip(&g) {
-        close(&format!("{name} grad {n}"), gi, &tensor(&f64r["grad"][n]));
+        close(
+            &format!("{name} grad {n}"),
+            gi,
+            &common::tensor_f64(&f64r["grad"][n]),
+        );
     }
     let (_, t) = jvp(&xs, &ts, |xs: &Vec<Array>| f(xs).unwrap()).unwrap();
     close(
         &format!("{name} jvp"),
         &t,
-        &tensor(&f64r["jvp"]["tangent_out"]),
+        &common::tensor_f64(&f64r["jvp"]["tangent_out"]),
     );
     let (_, hv) = jvp(&xs, &ts, |xs: &Vec<Array>| {
         grad(xs, |ys: &Vec<Array>| f(ys).unwrap()).unwrap()
     })
     .unwrap();
     for (n, h) in names.iter().zip(&hv) {
-        close(&format!("{name} hvp {n}"), h, &tensor(&f64r["hvp"][n]));
+        close(
+            &format!("{name} hvp {n}"),
+            h,
+            &common::tensor_f64(&f64r["hvp"][n]),
+        );
     }
 }
 
 #[test]
 fn reference_concat_take() {
     // sum(take(concatenate([x, y], axis=0), idx, axis=0) ** 2 * w); idx is a constant.
-    let idx = tensor(&reference("concat_take")["inputs"]["idx"]);
+    let idx = common::tensor(&reference("concat_take")["inputs"]["idx"]);
     check_reference("concat_take", &["x", "y", "w"], &|a| {
         let c = concatenate(&[&a[0], &a[1]], 0)?;
         let t = take(&c, &idx, 0)?;

@@ -5,7 +5,8 @@
 
 use ferrax::prelude::*;
 use ferrax::vmap::index_axis;
-use serde_json::Value;
+
+mod common;
 
 type V3 = Tensor<(C<3>,), f64>;
 type S = Tensor<(), f64>;
@@ -135,30 +136,13 @@ fn grad_of_grad_and_grad_of_vmap_then_sum() {
     );
 }
 
-fn reference() -> Value {
-    serde_json::from_str(include_str!("reference/vmap.json")).unwrap()
-}
-
-fn ref_vals(v: &Value) -> Vec<f64> {
-    fn go(v: &Value, out: &mut Vec<f64>) {
-        match v {
-            Value::Array(xs) => xs.iter().for_each(|x| go(x, out)),
-            Value::Number(n) => out.push(n.as_f64().unwrap()),
-            other => panic!("unexpected {other}"),
-        }
-    }
-    let mut out = Vec::new();
-    go(&v["data"], &mut out);
-    out
-}
-
-fn ref_tensor<Sh: StaticShape>(v: &Value) -> Tensor<Sh, f64> {
-    Tensor::from_vec(ref_vals(v)).unwrap()
+fn ref_tensor<Sh: StaticShape>(v: &common::Json) -> Tensor<Sh, f64> {
+    Tensor::from_vec(common::f64_data(v)).unwrap()
 }
 
 #[test]
 fn axes_and_nesting_match_jax() {
-    let j = reference();
+    let j = common::load("vmap.json");
     let (i, want) = (&j["extras"]["inputs"], &j["extras"]["float64"]);
     let tol = 1e-10;
     let a: Tensor<(C<3>, C<4>), f64> = ref_tensor(&i["A"]);
@@ -173,7 +157,7 @@ fn axes_and_nesting_match_jax() {
     assert_close(
         "matvec in_axes (None, 0)",
         &vals(&r),
-        &ref_vals(&want["matvec_in_axes_None_0"]),
+        &common::f64_data(&want["matvec_in_axes_None_0"]),
         tol,
     );
     let mv1 = fx::vmap!(
@@ -185,7 +169,7 @@ fn axes_and_nesting_match_jax() {
     assert_close(
         "matvec out_axes 1",
         &vals(&r),
-        &ref_vals(&want["matvec_out_axes_1"]),
+        &common::f64_data(&want["matvec_out_axes_1"]),
         tol,
     );
 
@@ -207,7 +191,7 @@ fn axes_and_nesting_match_jax() {
     assert_close(
         "vmap!(vmap!)",
         &vals(&r),
-        &ref_vals(&want["nested_pairwise_sqdist"]),
+        &common::f64_data(&want["nested_pairwise_sqdist"]),
         tol,
     );
 
@@ -218,7 +202,7 @@ fn axes_and_nesting_match_jax() {
     assert_close(
         "in_axes 1",
         &vals(&r),
-        &ref_vals(&want["in_axes_1_softmax_sum"]),
+        &common::f64_data(&want["in_axes_1_softmax_sum"]),
         tol,
     );
     let m: Tensor<(C<2>, C<3>, C<4>), f64> = ref_tensor(&i["M"]);
@@ -231,7 +215,7 @@ fn axes_and_nesting_match_jax() {
     assert_close(
         "in_axes 2",
         &vals(&r),
-        &ref_vals(&want["in_axes_2_of_3d_then_sum"]),
+        &common::f64_data(&want["in_axes_2_of_3d_then_sum"]),
         tol,
     );
 }

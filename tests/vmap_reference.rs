@@ -6,9 +6,10 @@
 
 use ferrax::prelude::*;
 use ferrax::Elem;
-use serde_json::Value;
 
-const JSON: &str = include_str!("reference/vmap.json");
+mod common;
+
+use common::Json;
 
 #[derive(Tree)]
 struct Mlp<E: Elem> {
@@ -37,47 +38,17 @@ fn grad_one(m: &Mlp<f64>, x: &Tensor<(C<3>,), f64>, y: &Tensor<(), i32>) -> Mlp<
     ferrax::ad::grad(m, |m| loss(m, x, y)).expect("grad of the MLP loss")
 }
 
-fn data(v: &Value, out: &mut Vec<f64>) {
-    match v {
-        Value::Array(xs) => xs.iter().for_each(|x| data(x, out)),
-        Value::Number(n) => out.push(n.as_f64().unwrap()),
-        other => panic!("unexpected {other}"),
-    }
+fn tensor<S: Shape, E: Elem>(t: &Json) -> Tensor<S, E> {
+    Tensor::from_array(common::tensor_as(t, E::DTYPE)).unwrap()
 }
 
-fn values(t: &Value) -> Vec<f64> {
-    let mut out = Vec::new();
-    data(&t["data"], &mut out);
-    out
-}
-
-fn tensor<S: Shape, E: Elem>(t: &Value) -> Tensor<S, E> {
-    let a = Array::from_vec(
-        t["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect::<Vec<_>>(),
-        values(t),
-    )
-    .unwrap();
-    Tensor::from_array(ferrax::prim::convert::convert(&a, E::DTYPE).unwrap()).unwrap()
-}
-
-fn close(what: &str, got: &Array, want: &Value, rtol: f64, atol: f64) {
-    let shape: Vec<usize> = want["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    assert_eq!(got.shape(), &shape[..], "{what}: shape");
+fn close(what: &str, got: &Array, want: &Json, rtol: f64, atol: f64) {
+    assert_eq!(got.shape(), &common::shape(want)[..], "{what}: shape");
     let got = ferrax::prim::convert::convert(got, ferrax::DType::F64)
         .unwrap()
         .to_vec::<f64>()
         .unwrap();
-    for (i, (g, w)) in got.iter().zip(values(want)).enumerate() {
+    for (i, (g, w)) in got.iter().zip(common::widened_data(want)).enumerate() {
         assert!(
             (g - w).abs() <= atol + rtol * w.abs(),
             "{what}[{i}]: got {g}, JAX {w} (rtol {rtol}, atol {atol})"
@@ -91,7 +62,7 @@ struct Case<E: Elem> {
     y: Tensor<(C<4>,), i32>,
 }
 
-fn case<E: Elem>(j: &Value) -> Case<E> {
+fn case<E: Elem>(j: &Json) -> Case<E> {
     let i = &j["per_example_mlp"]["inputs"];
     Case {
         m: Mlp {
@@ -105,7 +76,7 @@ fn case<E: Elem>(j: &Value) -> Case<E> {
     }
 }
 
-fn check_grads<E: Elem>(what: &str, g: &Stacked<Mlp<E>, C<4>>, want: &Value, rtol: f64, atol: f64) {
+fn check_grads<E: Elem>(what: &str, g: &Stacked<Mlp<E>, C<4>>, want: &Json, rtol: f64, atol: f64) {
     for ((path, leaf), key) in ferrax::tree::leaves_with_paths(g)
         .iter()
         .zip(["W1", "b1", "W2", "b2"])
@@ -116,7 +87,7 @@ fn check_grads<E: Elem>(what: &str, g: &Stacked<Mlp<E>, C<4>>, want: &Value, rto
 
 #[test]
 fn per_example_grads_f64_via_fx_macros() {
-    let j: Value = serde_json::from_str(JSON).unwrap();
+    let j = common::load("vmap.json");
     let want = &j["per_example_mlp"]["float64"];
     let c = case::<f64>(&j);
     let (rtol, atol) = (1e-10, 1e-12);
@@ -200,7 +171,7 @@ fn per_example_grads_f64_via_fx_macros() {
 
 #[test]
 fn per_example_grads_f64_via_vmap_attribute() {
-    let j: Value = serde_json::from_str(JSON).unwrap();
+    let j = common::load("vmap.json");
     let c = case::<f64>(&j);
     let g: Stacked<Mlp<f64>, C<4>> = grad_one::vmap(&c.m, &c.x, &c.y);
     let want = &j["per_example_mlp"]["float64"]["per_example_grads"];
@@ -217,7 +188,7 @@ fn per_example_grads_f64_via_vmap_attribute() {
 
 #[test]
 fn per_example_grads_f32() {
-    let j: Value = serde_json::from_str(JSON).unwrap();
+    let j = common::load("vmap.json");
     let want = &j["per_example_mlp"]["float32"];
     let c = case::<f32>(&j);
     let per_example = fx::vmap!(fx::grad!(loss(m, x, y), wrt = m), in_axes = (None, 0, 0));
