@@ -1346,10 +1346,17 @@ fn typed_unary_methods_and_composites() {
         ("sigmoid", |t| t.sigmoid(), |t| t.sigmoid(), Box::new(sig)),
         ("relu", |t| t.relu(), |t| t.relu(), Box::new(|v| v.max(0.0))),
         (
+            "gelu_exact",
+            |t| t.gelu_exact(),
+            |t| t.gelu_exact(),
+            Box::new(move |v| v * phi(v)),
+        ),
+        // `gelu` is jax.nn.gelu's default (approximate=True): the tanh form, as `gelu_tanh`.
+        (
             "gelu",
             |t| t.gelu(),
             |t| t.gelu(),
-            Box::new(move |v| v * phi(v)),
+            Box::new(move |v| 0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())),
         ),
         (
             "gelu_tanh",
@@ -1437,7 +1444,7 @@ fn typed_unary_methods_and_composites() {
         let g32 = f32f(&xf).to_vec().unwrap();
         for i in 0..xs.len() {
             let w = oracle(xs[i]);
-            // 1e-12: gelu(-30) is erfc(21.2), whose relative condition number is 2z² ≈ 900.
+            // 1e-12: gelu_exact(-30) is erfc(21.2), whose relative condition number is 2z² ≈ 900.
             assert!(
                 close(g[i], w, 1e-300, 1e-12),
                 "{name} f64({}) = {:e}, want {w:e}",
@@ -1459,8 +1466,11 @@ fn typed_unary_methods_and_composites() {
         vec![0.0, (-40f64).exp().ln_1p(), 40.0 + (-40f64).exp(), 1000.0]
     );
     assert_eq!(big.log_sigmoid().to_vec().unwrap()[0], -1000.0);
-    // gelu(-20) = -20 Φ(-20) ≈ -5.5e-88: kept by the erfc form (1 + erf would give 0).
-    let g = Tensor::<(), f64>::scalar(-20.0).gelu().item().unwrap();
+    // gelu_exact(-20) = -20 Φ(-20) ≈ -5.5e-88: kept by the erfc form (1 + erf would give 0).
+    let g = Tensor::<(), f64>::scalar(-20.0)
+        .gelu_exact()
+        .item()
+        .unwrap();
     assert!(
         close(
             g,
@@ -1485,6 +1495,7 @@ fn typed_unary_methods_and_composites() {
     assert_eq!(i.clip(-1, 4).to_vec().unwrap(), vec![-1, 0, 3, 4]);
     // Empty and rank 0.
     assert_eq!(Tensor::<(C<0>,)>::zeros().gelu().dims(), &[0]);
+    assert_eq!(Tensor::<(C<0>,)>::zeros().gelu_exact().dims(), &[0]);
     assert!(
         (Tensor::<(), f64>::scalar(1.0).erf().item().unwrap() - 0.842_700_792_949_714_9).abs()
             < 1e-15
@@ -1571,4 +1582,262 @@ fn typed_binary_methods_comparisons_where_cast_and_logic() {
         vec![0b0100, 0b0010]
     );
     assert_eq!((!m).to_vec().unwrap(), vec![!0b1100u32, !0b1010u32]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Eager `array op scalar` fast path of `binary_bcast` (one pass, the scalar in a register).
+
+/// The eager kernels split work across threads from this many elements (`PAR_THRESHOLD` in
+/// `core/src/prim/unary.rs`); the sizes below straddle it.
+const PAR_MIN: usize = 1 << 15;
+
+/// One float type's table: every float op, the scalar on either side, against a plain loop
+/// and against the primitive on the scalar materialized at full size. The values cover
+/// every IEEE corner of the ops: signed zeros, infinities, NaN, subnormals, the extremes.
+macro_rules! scalar_fast_path_case {
+    ($name:ident, $t:ty) => {
+        fn $name() {
+            use BinaryOp::*;
+            let specials: Vec<$t> = vec![
+                <$t>::NAN,
+                <$t>::INFINITY,
+                <$t>::NEG_INFINITY,
+                0.0,
+                -0.0,
+                1.0,
+                -1.0,
+                0.5,
+                -2.5,
+                3.0,
+                7.25,
+                <$t>::MIN_POSITIVE,
+                <$t>::MIN_POSITIVE / 8.0,
+                -<$t>::MIN_POSITIVE / 8.0,
+                <$t>::MAX,
+                -<$t>::MAX,
+                1e10,
+                -1e-10,
+            ];
+            // Specials first, then a fixed-seed LCG sweep over many exponents.
+            let data = |n: usize| -> Vec<$t> {
+                let mut s = 0x9E37_79B9_7F4A_7C15u64;
+                (0..n)
+                    .map(|i| {
+                        if i < specials.len() {
+                            return specials[i];
+                        }
+                        s = s
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
+                        let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+                        let e = ((s >> 3) % 41) as i32 - 20;
+                        ((u * 2.0 - 1.0) * 2f64.powi(e)) as $t
+                    })
+                    .collect()
+            };
+            // A plain loop with the op written out, operand order as given.
+            let oracle = |op: BinaryOp, a: $t, b: $t| -> $t {
+                match op {
+                    Add => a + b,
+                    Sub => a - b,
+                    Mul => a * b,
+                    Div => a / b,
+                    Rem => a % b,
+                    Pow => a.powf(b),
+                    Max => {
+                        if a.is_nan() || b.is_nan() {
+                            <$t>::NAN
+                        } else if a > b {
+                            a
+                        } else {
+                            b
+                        }
+                    }
+                    Min => {
+                        if a.is_nan() || b.is_nan() {
+                            <$t>::NAN
+                        } else if a < b {
+                            a
+                        } else {
+                            b
+                        }
+                    }
+                    Atan2 => a.atan2(b),
+                    And | Or | Xor => unreachable!(),
+                }
+            };
+            // Bit equality; any NaN matches any NaN (Rust leaves NaN payloads unspecified).
+            let same = |g: $t, w: $t| (g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits();
+            let ops = [Add, Sub, Mul, Div, Rem, Pow, Max, Min, Atan2];
+            // Every scalar on small sizes; three on the parallel sizes to bound the run time.
+            let cases: Vec<(usize, Vec<$t>)> = vec![
+                (1, specials.clone()),
+                (37, specials.clone()),
+                (1000, specials.clone()),
+                (PAR_MIN, vec![2.0, -0.0, <$t>::NAN]),
+                (2 * PAR_MIN + 77, vec![-0.5, <$t>::INFINITY, 0.0]),
+            ];
+            let mut checked = 0usize;
+            for (n, scalars) in &cases {
+                let xv = data(*n);
+                let x = Array::from_vec(vec![*n], xv.clone()).unwrap();
+                for &op in &ops {
+                    for &c in scalars {
+                        let cs = Array::scalar(c);
+                        // The general path: the primitive on the scalar materialized at size n.
+                        let full = Array::from_vec(vec![*n], vec![c; *n]).unwrap();
+                        for c_left in [false, true] {
+                            let (got, slow) = if c_left {
+                                (binary_bcast(op, &cs, &x), binary(op, &full, &x))
+                            } else {
+                                (binary_bcast(op, &x, &cs), binary(op, &x, &full))
+                            };
+                            let got = got.unwrap();
+                            let slow = slow.unwrap();
+                            assert_eq!(got.shape(), &[*n]);
+                            let g = got.to_vec::<$t>().unwrap();
+                            let s = slow.to_vec::<$t>().unwrap();
+                            for i in 0..*n {
+                                let (a, b) = if c_left { (c, xv[i]) } else { (xv[i], c) };
+                                let w = oracle(op, a, b);
+                                assert!(
+                                    same(g[i], w) && same(g[i], s[i]),
+                                    "{} {:?}({a:e}, {b:e}) n={n} [{i}]: fast {:e}, \
+                                     oracle {w:e}, general path {:e}",
+                                    stringify!($t),
+                                    op,
+                                    g[i],
+                                    s[i]
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(checked > 1_000_000, "{checked}");
+        }
+    };
+}
+scalar_fast_path_case!(scalar_fast_path_f32, f32);
+scalar_fast_path_case!(scalar_fast_path_f64, f64);
+
+#[test]
+fn eager_scalar_operand_matches_a_plain_loop_bit_for_bit_in_f32_and_f64() {
+    scalar_fast_path_f32();
+    scalar_fast_path_f64();
+}
+
+#[test]
+fn eager_scalar_operand_runs_one_pass_and_keeps_other_dtypes_shapes_and_errors() {
+    use ferrax::prim::broadcast_in_dim::broadcast_to;
+    use ferrax::profiler::profile;
+    let n = 2 * PAR_MIN + 5;
+    let xv: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 100.0).collect();
+    let x = a32(&[n], &xv);
+    // One `mul` step and nothing else: the scalar is not broadcast to full size first.
+    let (y, p) = profile(|| binary_bcast(BinaryOp::Mul, &x, &Array::scalar(2.0f32)).unwrap());
+    let names: Vec<&str> = p.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["mul"]);
+    let want: Vec<f32> = xv.iter().map(|v| v * 2.0).collect();
+    assert_eq!(y.to_vec::<f32>().unwrap(), want);
+    // The typed operators take it, both operand orders, f32 and f64.
+    let t = Tensor::<(Dyn,)>::from_array(x.clone()).unwrap();
+    let got = (2.0f32 / &t - 0.5).to_vec().unwrap();
+    let want: Vec<f32> = xv.iter().map(|&v| 2.0 / v - 0.5).collect();
+    assert!(got.iter().zip(&want).all(|(g, w)| same_f32(*g, *w)));
+    let t64 = Tensor::<(C<3>,), f64>::from_slice(&[-0.0, 1.5, f64::INFINITY]).unwrap();
+    let got = (0.5 - &t64 * 3.0).to_vec().unwrap();
+    assert_eq!(got[0].to_bits(), 0.5f64.to_bits());
+    assert_eq!(got[1], 0.5 - 4.5);
+    assert_eq!(got[2], f64::NEG_INFINITY);
+    // Results do not depend on the thread count.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for op in [BinaryOp::Sub, BinaryOp::Pow, BinaryOp::Atan2] {
+        let c = Array::scalar(-1.75f32);
+        let multi = binary_bcast(op, &c, &x).unwrap();
+        let single = one.install(|| binary_bcast(op, &c, &x).unwrap());
+        assert!(multi.bit_eq(&single), "{op:?}");
+    }
+    // Other dtypes: bit-identical to the primitive on the materialized scalar.
+    let cases: Vec<(Array, Array)> = vec![
+        (
+            Array::from_vec(vec![4], vec![-7i32, 0, 9, i32::MIN]).unwrap(),
+            Array::scalar(-1i32),
+        ),
+        (
+            Array::from_vec(vec![3], vec![5i64, -5, 0]).unwrap(),
+            Array::scalar(0i64),
+        ),
+        (
+            Array::from_vec(vec![3], vec![1u32, 7, u32::MAX]).unwrap(),
+            Array::scalar(3u32),
+        ),
+        (
+            Array::from_vec(vec![3], vec![bf16::from_f32(1.1), bf16::NAN, bf16::ZERO]).unwrap(),
+            Array::scalar(bf16::from_f32(-0.3)),
+        ),
+        (
+            Array::from_vec(vec![3], vec![f16::from_f32(1.1), f16::INFINITY, f16::MIN]).unwrap(),
+            Array::scalar(f16::from_f32(3.7)),
+        ),
+        (
+            Array::from_vec(vec![3], vec![true, false, true]).unwrap(),
+            Array::scalar(true),
+        ),
+    ];
+    for (x, c) in &cases {
+        let full = broadcast_to(c, x.shape()).unwrap();
+        for &op in BinaryOp::ALL {
+            for c_left in [false, true] {
+                let (fast, slow) = if c_left {
+                    (binary_bcast(op, c, x), binary(op, &full, x))
+                } else {
+                    (binary_bcast(op, x, c), binary(op, x, &full))
+                };
+                match (fast, slow) {
+                    (Ok(f), Ok(s)) => {
+                        assert!(f.bit_eq(&s), "{op:?} {} left={c_left}", x.dtype())
+                    }
+                    // An op outside the dtype's domain fails the same way.
+                    (Err(f), Err(s)) => assert_eq!(f.to_string(), s.to_string()),
+                    (f, s) => panic!("{op:?} {}: fast {f:?} vs general {s:?}", x.dtype()),
+                }
+            }
+        }
+    }
+    // Size-1 operands of higher rank broadcast the shape as before; empty stays empty.
+    let x3 = a32(&[3], &[1.0, 2.0, 3.0]);
+    let c11 = a32(&[1, 1], &[10.0]);
+    let y = binary_bcast(BinaryOp::Sub, &c11, &x3).unwrap();
+    assert_eq!(y.shape(), &[1, 3]);
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![9.0, 8.0, 7.0]);
+    let y = binary_bcast(BinaryOp::Add, &a32(&[0, 2], &[]), &Array::scalar(1.0f32)).unwrap();
+    assert_eq!(y.shape(), &[0, 2]);
+    let y = binary_bcast(BinaryOp::Mul, &a32(&[1], &[3.0]), &a32(&[1, 1], &[2.0])).unwrap();
+    assert_eq!(
+        (y.shape(), y.to_vec::<f32>().unwrap()),
+        (&[1usize, 1][..], vec![6.0])
+    );
+    // A size-1 operand whose shape does not broadcast is still the general path's error.
+    let e = binary_bcast(
+        BinaryOp::Add,
+        &a32(&[2, 3], &[0.0; 6]),
+        &a32(&[1, 1, 1, 4], &[0.0; 4]),
+    );
+    assert!(e.is_err());
+    // Tracing is unchanged: the scalar is broadcast inside the trace, then `mul` recorded.
+    let (prog, _) = ferrax::trace::trace_fn(&[x3.aval().clone()], |a| {
+        Ok(vec![binary_bcast(
+            BinaryOp::Mul,
+            &a[0],
+            &Array::scalar(2.0f32),
+        )?])
+    })
+    .unwrap();
+    let prims: Vec<&str> = prog.eqns.iter().map(|e| e.prim.name()).collect();
+    assert_eq!(prims, ["broadcast_in_dim", "mul"], "{prog}");
 }

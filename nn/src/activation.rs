@@ -37,11 +37,11 @@ pub fn relu<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
 /// assert!((exact - 0.841_344_746_068_542_9).abs() < 1e-12); // 1.0 * Φ(1.0)
 /// ```
 pub fn gelu<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
-    x.gelu_tanh()
+    x.gelu()
 }
 /// Exact GELU `x Φ(x)` through the error function (`jax.nn.gelu(x, approximate=False)`).
 pub fn gelu_exact<S: Shape, E: Float>(x: &Tensor<S, E>) -> Tensor<S, E> {
-    x.gelu()
+    x.gelu_exact()
 }
 /// `jax.nn.gelu(x, approximate)`: [`gelu`] when `approximate`, else [`gelu_exact`].
 pub fn gelu_with<S: Shape, E: Float>(x: &Tensor<S, E>, approximate: bool) -> Tensor<S, E> {

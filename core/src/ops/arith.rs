@@ -92,15 +92,23 @@ pub fn relu(x: &Array) -> Result<Array> {
     binary_scalar(BinaryOp::Max, x, 0.0)
 }
 
-/// Exact GELU: `x Φ(x) = x/2 · erfc(-x/√2)` (erfc keeps the far negative tail accurate).
+/// GELU as `jax.nn.gelu` computes it by default (`approximate=True`): the tanh
+/// approximation, the same function as [`gelu_tanh`]. [`gelu_exact`] is the erf form.
 pub fn gelu(x: &Array) -> Result<Array> {
+    gelu_tanh(x)
+}
+
+/// Exact GELU (`jax.nn.gelu(x, approximate=False)`): `x Φ(x) = x/2 · erfc(-x/√2)` (erfc
+/// keeps the far negative tail accurate).
+pub fn gelu_exact(x: &Array) -> Result<Array> {
     let t = binary_scalar(BinaryOp::Mul, x, -std::f64::consts::FRAC_1_SQRT_2)?;
     let c = unary(UnaryOp::Erfc, &t)?;
     let h = binary_scalar(BinaryOp::Mul, x, 0.5)?;
     binary_bcast(BinaryOp::Mul, &h, &c)
 }
 
-/// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`, evaluated as
+/// GELU, tanh approximation (what [`gelu`] computes, under its explicit name):
+/// `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`, evaluated as
 /// `x · σ(2√(2/π) (x + 0.044715 x³))` (the same function, since `(1 + tanh u)/2 = σ(2u)`),
 /// which avoids the cancellation of `1 + tanh` for negative x and takes fewer ops.
 pub fn gelu_tanh(x: &Array) -> Result<Array> {
@@ -264,11 +272,26 @@ impl<S: Shape, E: Float> Tensor<S, E> {
     pub fn is_finite(&self) -> Tensor<S, bool> {
         Tensor::from_array_unchecked(ok(unary(UnaryOp::IsFinite, self.array())))
     }
-    /// Exact GELU `x Φ(x)`.
+    /// GELU, tanh approximation `x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))`: what
+    /// `jax.nn.gelu(x)` computes by default (`approximate=True`), and the same function as
+    /// [`Tensor::gelu_tanh`]. [`Tensor::gelu_exact`] is the erf form.
+    ///
+    /// ```
+    /// use ferrax_core::Tensor;
+    /// let x = Tensor::<(), f64>::scalar(1.0);
+    /// let (approx, exact) = (x.gelu().item().unwrap(), x.gelu_exact().item().unwrap());
+    /// assert!((approx - 0.841_191_990_608_276_8).abs() < 1e-12); // jax.nn.gelu(1.0)
+    /// assert!((exact - 0.841_344_746_068_542_9).abs() < 1e-12); // 1.0 * Φ(1.0)
+    /// ```
     pub fn gelu(&self) -> Self {
         self.map_array(gelu)
     }
-    /// GELU with the tanh approximation.
+    /// Exact GELU `x Φ(x)` through the error function (`jax.nn.gelu(x, approximate=False)`).
+    pub fn gelu_exact(&self) -> Self {
+        self.map_array(gelu_exact)
+    }
+    /// GELU with the tanh approximation, by its explicit name (the same function as
+    /// [`Tensor::gelu`], `jax.nn.gelu`'s default).
     pub fn gelu_tanh(&self) -> Self {
         self.map_array(gelu_tanh)
     }

@@ -77,7 +77,7 @@ binary_registry! {
 }
 
 macro_rules! float_forms {
-    ($t:ty, $scalar:ident, $apply:ident) => {
+    ($t:ty, $scalar:ident, $apply:ident, $apply_c:ident) => {
         /// The scalar form (bitwise ops have no float form and return NaN).
         #[inline]
         pub fn $scalar(self, a: $t, b: $t) -> $t {
@@ -135,6 +135,35 @@ macro_rules! float_forms {
                 op => each!(|x, y| op.$scalar(x, y)),
             }
         }
+        /// The slice form with one operand a constant `c` held in a register: `x op c`
+        /// when `c_left` is false, `c op x` when true. Element by element the same IEEE
+        /// operation, in the same operand order, as the two-slice form with `c` repeated.
+        pub fn $apply_c(self, xs: &[$t], c: $t, c_left: bool, out: &mut [$t]) {
+            assert!(
+                xs.len() == out.len(),
+                "binary scalar slice form: length mismatch"
+            );
+            macro_rules! each {
+                ($f:expr) => {
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = $f(x);
+                    }
+                };
+            }
+            use BinaryOp::*;
+            match (self, c_left) {
+                (Add, false) => each!(|x: $t| x + c),
+                (Add, true) => each!(|x: $t| c + x),
+                (Sub, false) => each!(|x: $t| x - c),
+                (Sub, true) => each!(|x: $t| c - x),
+                (Mul, false) => each!(|x: $t| x * c),
+                (Mul, true) => each!(|x: $t| c * x),
+                (Div, false) => each!(|x: $t| x / c),
+                (Div, true) => each!(|x: $t| c / x),
+                (op, false) => each!(|x| op.$scalar(x, c)),
+                (op, true) => each!(|x| op.$scalar(c, x)),
+            }
+        }
     };
 }
 
@@ -144,8 +173,8 @@ impl BinaryOp {
         self.info().name
     }
 
-    float_forms!(f32, f32, apply_f32);
-    float_forms!(f64, f64, apply_f64);
+    float_forms!(f32, f32, apply_f32, apply_scalar_f32);
+    float_forms!(f64, f64, apply_f64, apply_scalar_f64);
 
     /// The integer scalar form (see the module docs for division by zero).
     #[inline]
@@ -202,6 +231,56 @@ impl BinaryOp {
             Or => each!(T::or_),
             Xor => each!(T::xor_),
             op => each!(|x, y| op.int(x, y)),
+        }
+    }
+
+    /// The integer slice form with one operand a constant `c`: `x op c`, or `c op x` when
+    /// `c_left`.
+    pub fn apply_scalar_int<T: IntElem>(self, xs: &[T], c: T, c_left: bool, out: &mut [T]) {
+        assert!(
+            xs.len() == out.len(),
+            "binary scalar slice form: length mismatch"
+        );
+        macro_rules! each {
+            ($f:expr) => {
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    *o = $f(x);
+                }
+            };
+        }
+        use BinaryOp::*;
+        match (self, c_left) {
+            (Add, false) => each!(|x: T| x.wadd(c)),
+            (Add, true) => each!(|x: T| c.wadd(x)),
+            (Sub, false) => each!(|x: T| x.wsub(c)),
+            (Sub, true) => each!(|x: T| c.wsub(x)),
+            (Mul, false) => each!(|x: T| x.wmul(c)),
+            (Mul, true) => each!(|x: T| c.wmul(x)),
+            (op, false) => each!(|x| op.int(x, c)),
+            (op, true) => each!(|x| op.int(c, x)),
+        }
+    }
+
+    /// The bool slice form with one operand a constant `c` (every bool op is commutative,
+    /// so the side `c` stands on does not matter).
+    pub fn apply_scalar_bool(self, xs: &[bool], c: bool, out: &mut [bool]) {
+        assert!(
+            xs.len() == out.len(),
+            "binary scalar slice form: length mismatch"
+        );
+        macro_rules! each {
+            ($f:expr) => {
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    *o = $f(x);
+                }
+            };
+        }
+        use BinaryOp::*;
+        match self {
+            And | Min => each!(|x: bool| x & c),
+            Or | Max => each!(|x: bool| x | c),
+            Xor => each!(|x: bool| x ^ c),
+            op => unreachable!("{} is not defined on bool", op.name()),
         }
     }
 
@@ -489,12 +568,108 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
 
 /// Applies a binary op with numpy broadcasting (a composite: `broadcast_in_dim` then the
 /// primitive). Dtypes must still agree.
+///
+/// Eagerly, when one host operand holds a single element (`&x * 2.0`, `2.0 / x`), this runs
+/// one pass over the other operand with that element in a register rather than
+/// materializing it at full size first; the results are bit-identical to the general path.
+/// With a tracer operand the composite is recorded as always.
 pub fn binary_bcast(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
     if a.dtype() != b.dtype() {
         return Err(Error::dtype_mismatch(op.name(), a.dtype(), b.dtype()));
     }
+    if let Some(r) = binary_with_host_scalar(op, a, b) {
+        return r;
+    }
     let (a, b) = broadcast_pair(op.name(), a, b)?;
     binary(op, &a, &b)
+}
+
+/// The eager fast path of [`binary_bcast`]: both operands on the host and one of them (`b`
+/// if both) a single element `c`. `None` when it does not apply. Broadcasting a size-1
+/// operand only prepends or stretches unit axes, so the output's elements are those of the
+/// larger operand in its own order, each combined with `c` by the same scalar form (and on
+/// the same side) as the primitive's kernel uses; shape and dtype errors are the general
+/// path's.
+fn binary_with_host_scalar(op: BinaryOp, a: &Array, b: &Array) -> Option<Result<Array>> {
+    use crate::array::Repr;
+    let (Repr::Host(sa), Repr::Host(sb)) = (&a.repr, &b.repr) else {
+        return None;
+    };
+    let (xs, c, c_left) = if b.numel() == 1 {
+        (&**sa, &**sb, false)
+    } else if a.numel() == 1 {
+        (&**sb, &**sa, true)
+    } else {
+        return None;
+    };
+    Some(host_scalar_kernel(op, a, b, xs, c, c_left))
+}
+
+/// [`binary_with_host_scalar`] once it applies: `xs` the larger operand's data, `c` the
+/// single element's.
+fn host_scalar_kernel(
+    op: BinaryOp,
+    a: &Array,
+    b: &Array,
+    xs: &Storage,
+    c: &Storage,
+    c_left: bool,
+) -> Result<Array> {
+    use crate::prim::unary::{half_unary, map1};
+    let shape = crate::prim::broadcast_in_dim::broadcast_shapes(op.name(), a.shape(), b.shape())?;
+    let aval = AVal {
+        shape,
+        dtype: a.dtype(),
+    };
+    // The primitive's shape and dtype rule, for its domain errors.
+    Binary(op).abstract_eval(&[aval.clone(), aval.clone()])?;
+    let t0 = crate::profiler::is_active().then(std::time::Instant::now);
+    let out = match (xs, c) {
+        (Storage::F32(x), Storage::F32(c)) => {
+            let c = c[0];
+            Storage::F32(map1(x, |x, o| op.apply_scalar_f32(x, c, c_left, o)))
+        }
+        (Storage::F64(x), Storage::F64(c)) => {
+            let c = c[0];
+            Storage::F64(map1(x, |x, o| op.apply_scalar_f64(x, c, c_left, o)))
+        }
+        // Widening to f32 is exact, as in the two-operand kernel's staging.
+        (Storage::BF16(x), Storage::BF16(c)) => {
+            let c = c[0].to_f32();
+            Storage::BF16(map1(x, |x, o| {
+                half_unary(x, o, |x, o| op.apply_scalar_f32(x, c, c_left, o))
+            }))
+        }
+        (Storage::F16(x), Storage::F16(c)) => {
+            let c = c[0].to_f32();
+            Storage::F16(map1(x, |x, o| {
+                half_unary(x, o, |x, o| op.apply_scalar_f32(x, c, c_left, o))
+            }))
+        }
+        (Storage::I32(x), Storage::I32(c)) => {
+            let c = c[0];
+            Storage::I32(map1(x, |x, o| op.apply_scalar_int(x, c, c_left, o)))
+        }
+        (Storage::I64(x), Storage::I64(c)) => {
+            let c = c[0];
+            Storage::I64(map1(x, |x, o| op.apply_scalar_int(x, c, c_left, o)))
+        }
+        (Storage::U32(x), Storage::U32(c)) => {
+            let c = c[0];
+            Storage::U32(map1(x, |x, o| op.apply_scalar_int(x, c, c_left, o)))
+        }
+        (Storage::Bool(x), Storage::Bool(c)) => {
+            let c = c[0];
+            Storage::Bool(map1(x, |x, o| op.apply_scalar_bool(x, c, o)))
+        }
+        (x, c) => return Err(Error::dtype_mismatch(op.name(), x.dtype(), c.dtype())),
+    };
+    if let Some(t0) = t0 {
+        crate::profiler::record_step(op.name(), t0.elapsed());
+    }
+    let out = Array::from_storage(aval.shape, out)?;
+    crate::debug::check_outputs(op.name(), std::slice::from_ref(&out))?;
+    Ok(out)
 }
 
 /// Applies a binary op between an array and a constant (converted to the array's dtype),
