@@ -30,8 +30,14 @@ fn debug_nans_in_a_compiled_program() {
         Ok(vec![ferrax::prim::binary::div(&a[0], &z)?])
     })
     .unwrap();
-    let exe =
-        Executable::compile_with(&prog, ferrax::exec::CompileOptions { fuse: false }).unwrap();
+    let exe = Executable::compile_with(
+        &prog,
+        ferrax::exec::CompileOptions {
+            fuse: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let err = debug_nans(true, || exe.run(&[x.array().clone()])).unwrap_err();
     assert!(err.to_string().contains("div"), "{err}");
     assert!(exe.run(&[x.array().clone()]).is_ok());

@@ -19,6 +19,7 @@
 use crate::array::{Array, Repr};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::exec::codegen;
 use crate::exec::kernels::{classify, Fast};
 use crate::ir::{Program, Var};
 use crate::prim::compare::Compare;
@@ -111,6 +112,88 @@ pub struct Region {
     /// Elements per reduced row (the product of the reduced trailing axes); 0 without
     /// reductions.
     row_len: usize,
+    /// The region as generated machine code, where it is in the generated subset.
+    codegen: Option<Arc<Generated>>,
+}
+
+/// A region's generated kernel and how its table maps onto the region.
+#[derive(Debug)]
+struct Generated {
+    kernel: codegen::Kernel,
+    /// Region input behind each kernel input.
+    inputs: Vec<usize>,
+    /// Region input (a one-element splat source) behind each kernel scalar.
+    scalars: Vec<usize>,
+}
+
+/// The region in the code generator's form, if every member is in its subset: f32, no
+/// masks or reductions, members with a [`Fast`] kernel, broadcasts only of one element.
+fn plan_of(r: &Region) -> Option<Generated> {
+    if r.dtype != DType::F32
+        || !r.mask_inputs.is_empty()
+        || !r.mask_outputs.is_empty()
+        || !r.reductions.is_empty()
+        || r.outputs.is_empty()
+    {
+        return None;
+    }
+    let mut inputs: Vec<usize> = Vec::new();
+    let mut scalars: Vec<usize> = Vec::new();
+    // Per member: its op index, or its scalar slot (a splat).
+    let mut src_of: Vec<codegen::Src> = Vec::with_capacity(r.members.len());
+    let mut ops = Vec::new();
+    for m in &r.members {
+        match &m.kind {
+            MemberKind::Bcast {
+                input,
+                access: Access::Splat,
+            } => {
+                scalars.push(*input);
+                src_of.push(codegen::Src::Scalar(scalars.len() - 1));
+            }
+            MemberKind::Bcast { .. } => return None,
+            MemberKind::Ew { args, fast, .. } => {
+                let args = args
+                    .iter()
+                    .map(|a| match a {
+                        Operand::Input(k) => {
+                            let slot = inputs.iter().position(|i| i == k).unwrap_or_else(|| {
+                                inputs.push(*k);
+                                inputs.len() - 1
+                            });
+                            Some(codegen::Src::Input(slot))
+                        }
+                        Operand::Member(j) => Some(src_of[*j]),
+                        Operand::Mask(_) => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                ops.push(codegen::PlanOp {
+                    fast: (*fast)?,
+                    args,
+                });
+                src_of.push(codegen::Src::Val(ops.len() - 1));
+            }
+        }
+    }
+    let outputs = r
+        .outputs
+        .iter()
+        .map(|(mi, _)| match src_of[*mi] {
+            codegen::Src::Val(v) => Some(v),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let plan = codegen::Plan {
+        n_inputs: inputs.len(),
+        n_scalars: scalars.len(),
+        ops,
+        outputs,
+    };
+    Some(Generated {
+        kernel: codegen::compile(&plan)?,
+        inputs,
+        scalars,
+    })
 }
 
 /// The float type of the region equation `eqn` can join: every operand and the result
@@ -401,7 +484,7 @@ fn build_region(p: &Program, eqns: Vec<usize>) -> Group {
         .filter(|(_, m)| used_outside.contains(&m.out))
         .map(|(k, m)| (k, m.out))
         .partition(|(_, v)| p.aval(*v).dtype == DType::Bool);
-    Group::Region(Region {
+    let mut region = Region {
         dtype,
         numel: out_aval.numel(),
         inputs,
@@ -411,7 +494,13 @@ fn build_region(p: &Program, eqns: Vec<usize>) -> Group {
         mask_outputs,
         reductions,
         row_len,
-    })
+        codegen: None,
+    };
+    // A region of one member runs as a single step (see `partition`): no code for it.
+    if region.members.len() > 1 {
+        region.codegen = plan_of(&region).map(Arc::new);
+    }
+    Group::Region(region)
 }
 
 /// Float types a region can run on: an [`Elem`](crate::dtype::Elem) (storage access) plus
@@ -529,6 +618,16 @@ fn fold_leaves<T: FuseFloat, M: Monoid<T>>(v: &[T]) -> T {
 }
 
 impl Region {
+    /// Whether the region runs as generated code.
+    pub(crate) fn is_generated(&self) -> bool {
+        self.codegen.is_some()
+    }
+
+    /// Runs the region on the chunked interpreter from now on.
+    pub(crate) fn drop_codegen(&mut self) {
+        self.codegen = None;
+    }
+
     pub(crate) fn output_vars(&self) -> Vec<Var> {
         self.outputs
             .iter()
@@ -865,19 +964,62 @@ impl Region {
             }
             Ok(())
         };
+        // The generated kernel's table: region inputs and outputs as f32 pointers (`T` is
+        // f32 wherever a region has code), and the splat scalars' values.
+        let generated = self.codegen.as_deref().filter(|_| T::DTYPE == DType::F32);
+        let gen_table = generated.map(|g| {
+            let ins: Vec<SendPtr<f32>> = g
+                .inputs
+                .iter()
+                .map(|&k| SendPtr(in_send[k].0 .0 as *mut f32))
+                .collect();
+            let outs: Vec<SendPtr<f32>> =
+                out_ptrs.iter().map(|p| SendPtr(p.0 as *mut f32)).collect();
+            // SAFETY: a splat source has at least one element (checked when it was built).
+            let scalars: Vec<f32> = g
+                .scalars
+                .iter()
+                .map(|&k| unsafe { *(in_send[k].0 .0 as *const f32) })
+                .collect();
+            (g, g.kernel.consts(&scalars), ins, outs)
+        });
+        // Chunks [k0, k1): through the generated kernel where there is one (a last chunk
+        // whose length is not a whole number of vectors goes to the interpreter).
+        let run_chunks = |scratch: &mut Vec<Vec<T>>, k0: usize, k1: usize| -> Result<()> {
+            let Some((g, consts, ins, outs)) = &gen_table else {
+                return (k0..k1).try_for_each(|k| run_chunk(scratch, k));
+            };
+            let (start, _) = grid.chunk(n, k0);
+            let (last, last_len) = grid.chunk(n, k1 - 1);
+            let (end, tail) = if last_len % codegen::LANES == 0 {
+                (last + last_len, None)
+            } else {
+                (last, Some(k1 - 1))
+            };
+            let ins: Vec<*const f32> = ins.iter().map(|p| p.0 as *const f32).collect();
+            let outs: Vec<*mut f32> = outs.iter().map(|p| p.0).collect();
+            // SAFETY: inputs and outputs hold `n` elements, chunks [k0, k1) are this
+            // task's alone, and an output that took over an input reads it position for
+            // position (the kernel loads a vector's inputs before storing its outputs).
+            unsafe { g.kernel.run(consts, &ins, &outs, start, end) };
+            tail.map_or(Ok(()), |k| run_chunk(scratch, k))
+        };
         if n >= PAR_THRESHOLD {
             let ntasks = nchunks.div_ceil(TASK_CHUNKS);
             (0..ntasks)
                 .into_par_iter()
                 .try_for_each_init(new_scratch, |scratch, t| {
-                    let r = (t * TASK_CHUNKS..((t + 1) * TASK_CHUNKS).min(nchunks))
-                        .try_for_each(|k| run_chunk(scratch, k));
+                    let r = run_chunks(
+                        scratch,
+                        t * TASK_CHUNKS,
+                        ((t + 1) * TASK_CHUNKS).min(nchunks),
+                    );
                     crate::exec::kernels::store_fence();
                     r
                 })?;
-        } else {
+        } else if nchunks > 0 {
             let mut scratch = new_scratch();
-            (0..nchunks).try_for_each(|k| run_chunk(&mut scratch, k))?;
+            run_chunks(&mut scratch, 0, nchunks)?;
             crate::exec::kernels::store_fence();
         }
         for ((_, v), buf) in self.outputs.iter().zip(out_bufs) {
@@ -1048,7 +1190,14 @@ mod tests {
         }
         let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let unfused = Executable::compile_with(&prog, CompileOptions { fuse: false }).unwrap();
+        let unfused = Executable::compile_with(
+            &prog,
+            CompileOptions {
+                fuse: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         for (exe, threads) in [(&exe, 1), (&exe, 2), (&unfused, 1)] {
             let out = run(exe, threads);
             assert_eq!(bits32(&out[0].to_vec::<f32>().unwrap()), bits32(&want.0));

@@ -4,6 +4,7 @@
 //! its primitive's host kernel. Buffers are dropped after their last use, and a fused step
 //! writes into a dying operand's buffer when it can (in-place execution).
 
+mod codegen;
 mod fused;
 mod kernels;
 mod pool;
@@ -81,11 +82,18 @@ impl fmt::Debug for Executable {
 pub struct CompileOptions {
     /// Fuse elementwise chains (on by default; off to compare).
     pub fuse: bool,
+    /// Run fused f32 regions as generated machine code where the CPU and the region allow
+    /// it (on by default; off runs them on the chunked interpreter, to compare). The
+    /// environment variable `FERRAX_NO_CODEGEN=1` turns it off everywhere.
+    pub codegen: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { fuse: true }
+        CompileOptions {
+            fuse: true,
+            codegen: true,
+        }
     }
 }
 
@@ -110,8 +118,13 @@ impl Executable {
                     kind: StepKind::Prim(i),
                     frees: vec![],
                 }),
-                fused::Group::Region(r) => steps.push(Step {
-                    kind: StepKind::Fused(Box::new(r)),
+                fused::Group::Region(mut r) => steps.push(Step {
+                    kind: StepKind::Fused(Box::new({
+                        if !opts.codegen {
+                            r.drop_codegen();
+                        }
+                        r
+                    })),
                     frees: vec![],
                 }),
             }
@@ -149,6 +162,14 @@ impl Executable {
         self.steps
             .iter()
             .filter(|s| matches!(s.kind, StepKind::Fused(_)))
+            .count()
+    }
+
+    /// Number of fused steps that run as generated machine code (see `CompileOptions`).
+    pub fn generated_count(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(&s.kind, StepKind::Fused(r) if r.is_generated()))
             .count()
     }
 
