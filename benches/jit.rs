@@ -34,6 +34,16 @@ fn b2(c: &mut Criterion) {
             black_box(&dst);
         })
     });
+    // The same copy split across the rayon pool (the fused pass runs there too).
+    g.bench_function("copy_ceiling_prealloc_parallel", |b| {
+        use rayon::prelude::*;
+        b.iter(|| {
+            dst.par_chunks_mut(1 << 16)
+                .zip(black_box(&src).par_chunks(1 << 16))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            black_box(&dst);
+        })
+    });
     g.bench_function("copy_ceiling_fresh", |b| {
         b.iter(|| {
             let v: Vec<f32> = black_box(&src).clone();
