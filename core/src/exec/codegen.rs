@@ -894,6 +894,37 @@ mod tests {
         );
     }
 
+    /// More pointers than the loop keeps in registers (the rest are reloaded at each use),
+    /// as an optimizer update has: six inputs, three outputs.
+    #[test]
+    fn many_inputs_and_outputs() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512F, so no code is generated");
+            return;
+        }
+        use Src::{Input, Scalar, Val};
+        let op = |fast, args| PlanOp { fast, args };
+        let plan = Plan {
+            n_inputs: 6,
+            n_scalars: 1,
+            ops: vec![
+                op(Fast::Mul, vec![Input(0), Input(1)]),
+                op(Fast::Add, vec![Val(0), Input(2)]),
+                op(Fast::Sqrt, vec![Input(3)]),
+                op(Fast::Div, vec![Val(1), Val(2)]),
+                op(Fast::Sub, vec![Input(4), Val(3)]),
+                op(Fast::Mul, vec![Input(5), Scalar(0)]),
+                op(Fast::Add, vec![Val(4), Val(5)]),
+            ],
+            outputs: vec![6, 1, 3],
+        };
+        let x = specials();
+        let ins: Vec<Vec<f32>> = (0..6)
+            .map(|k| x.iter().cycle().skip(k * 7).take(x.len()).copied().collect())
+            .collect();
+        check(&plan, &ins, &[0.9]);
+    }
+
     /// More simultaneously live values than vector registers: no code, the interpreter
     /// runs the region.
     #[test]
