@@ -835,7 +835,11 @@ mod tests {
             Fast::Logistic,
             Fast::Sqrt,
         ] {
-            check(&one(fast, vec![Src::Input(0)], 1, 0), std::slice::from_ref(&x), &[]);
+            check(
+                &one(fast, vec![Src::Input(0)], 1, 0),
+                std::slice::from_ref(&x),
+                &[],
+            );
         }
         for fast in [Fast::Add, Fast::Sub, Fast::Mul, Fast::Div] {
             check(
@@ -887,11 +891,7 @@ mod tests {
             ],
             outputs: vec![10, 1, 7],
         };
-        check(
-            &plan,
-            &[specials()],
-            &[1.25, 0.5, 0.071_354_82, 1.595_769],
-        );
+        check(&plan, &[specials()], &[1.25, 0.5, 0.071_354_82, 1.595_769]);
     }
 
     /// More pointers than the loop keeps in registers (the rest are reloaded at each use),
@@ -920,7 +920,14 @@ mod tests {
         };
         let x = specials();
         let ins: Vec<Vec<f32>> = (0..6)
-            .map(|k| x.iter().cycle().skip(k * 7).take(x.len()).copied().collect())
+            .map(|k| {
+                x.iter()
+                    .cycle()
+                    .skip(k * 7)
+                    .take(x.len())
+                    .copied()
+                    .collect()
+            })
             .collect();
         check(&plan, &ins, &[0.9]);
     }
