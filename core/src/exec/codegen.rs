@@ -810,6 +810,20 @@ mod tests {
         }
     }
 
+    /// Whether this CPU gets generated code; says why not when it does not.
+    fn generates() -> bool {
+        let yes = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma");
+        if !yes {
+            eprintln!("skipped: this CPU has no AVX-512F/FMA, so no code is generated");
+        }
+        yes
+    }
+
+    fn op(fast: Fast, args: Vec<Src>) -> PlanOp {
+        PlanOp { fast, args }
+    }
+
     fn one(fast: Fast, args: Vec<Src>, n_inputs: usize, n_scalars: usize) -> Plan {
         Plan {
             n_inputs,
@@ -821,8 +835,7 @@ mod tests {
 
     #[test]
     fn every_op_has_the_interpreters_bits() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512F, so no code is generated");
+        if !generates() {
             return;
         }
         let x = specials();
@@ -867,12 +880,10 @@ mod tests {
     /// (an intermediate and the result) and a value reused by three later ops.
     #[test]
     fn chains_with_shared_values_and_several_outputs() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512F, so no code is generated");
+        if !generates() {
             return;
         }
         use Src::{Input, Scalar, Val};
-        let op = |fast, args| PlanOp { fast, args };
         let plan = Plan {
             n_inputs: 1,
             n_scalars: 4,
@@ -898,12 +909,10 @@ mod tests {
     /// as an optimizer update has: six inputs, three outputs.
     #[test]
     fn many_inputs_and_outputs() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512F, so no code is generated");
+        if !generates() {
             return;
         }
         use Src::{Input, Scalar, Val};
-        let op = |fast, args| PlanOp { fast, args };
         let plan = Plan {
             n_inputs: 6,
             n_scalars: 1,
