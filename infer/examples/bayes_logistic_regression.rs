@@ -3,7 +3,7 @@
 //! priors on the weights, NUTS with 2 chains, a summary of the leading coefficients, and
 //! the posterior-predictive accuracy on the training data via `Predictive`.
 //!
-//! Run: `cargo run --release -p ferrax-infer --example logistic_regression`
+//! Run: `cargo run --release -p ferrax-infer --example bayes_logistic_regression`
 
 use ferrax_core::random::Key;
 use ferrax_core::Array;
