@@ -75,17 +75,15 @@ pub(crate) struct Kernel(std::convert::Infallible);
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 impl Kernel {
-    pub(crate) fn consts(&self, _: &[f32]) -> Vec<u32> {
-        match self.0 {}
-    }
-    pub(crate) unsafe fn run(
+    pub(crate) fn table(
         &self,
-        _: &[u32],
+        _: &[f32],
         _: &[*const f32],
         _: &[*mut f32],
-        _: usize,
-        _: usize,
-    ) {
+    ) -> (Vec<u32>, Vec<usize>) {
+        match self.0 {}
+    }
+    pub(crate) unsafe fn run(&self, _: &[usize], _: usize, _: usize) {
         match self.0 {}
     }
 }
@@ -424,53 +422,46 @@ mod imp {
     }
 
     impl Kernel {
-        /// The constant table of one run: the formulas' constants, then `scalars`.
-        pub(crate) fn consts(&self, scalars: &[f32]) -> Vec<u32> {
-            let mut c = self.consts.clone();
-            c.extend(scalars.iter().map(|s| s.to_bits()));
-            c
+        /// The table one run reads: the constants (the formulas', then `scalars`), then
+        /// the addresses of the plan's inputs and outputs. Built once per region run; the
+        /// returned constants must outlive every [`Kernel::run`] with the table.
+        pub(crate) fn table(
+            &self,
+            scalars: &[f32],
+            ins: &[*const f32],
+            outs: &[*mut f32],
+        ) -> (Vec<u32>, Vec<usize>) {
+            assert!(
+                ins.len() == self.n_inputs
+                    && outs.len() == self.n_outputs
+                    && scalars.len() == self.n_scalars,
+                "codegen kernel given a mismatched table"
+            );
+            let mut consts = self.consts.clone();
+            consts.extend(scalars.iter().map(|s| s.to_bits()));
+            let table = std::iter::once(consts.as_ptr() as usize)
+                .chain(ins.iter().map(|p| *p as usize))
+                .chain(outs.iter().map(|p| *p as usize))
+                .collect();
+            (consts, table)
         }
 
         /// Runs positions `[start, end)` (multiples of [`LANES`](super::LANES)).
         ///
         /// # Safety
-        /// `consts` comes from [`Kernel::consts`] with the plan's scalars; `ins`/`outs`
-        /// hold the plan's inputs and outputs, each valid for `end` elements; an output
-        /// may alias an input only position for position (every input of a vector is read
-        /// before any output of it is written).
-        pub(crate) unsafe fn run(
-            &self,
-            consts: &[u32],
-            ins: &[*const f32],
-            outs: &[*mut f32],
-            start: usize,
-            end: usize,
-        ) {
+        /// `table` comes from [`Kernel::table`] whose constants are still alive; its
+        /// inputs and outputs are valid for `end` elements; an output may alias an input
+        /// only position for position (every input of a vector is read before any output
+        /// of it is written).
+        pub(crate) unsafe fn run(&self, table: &[usize], start: usize, end: usize) {
             assert!(
-                ins.len() == self.n_inputs
-                    && outs.len() == self.n_outputs
-                    && consts.len() == N_CONSTS + self.n_scalars
+                table.len() == 1 + self.n_inputs + self.n_outputs
                     && start.is_multiple_of(super::LANES)
                     && end.is_multiple_of(super::LANES),
-                "codegen kernel called with a mismatched table"
+                "codegen kernel called with a mismatched table or range"
             );
             if start >= end {
                 return;
-            }
-            let mut table = [0usize; 16];
-            let mut big = Vec::new();
-            let table: &mut [usize] = if 1 + ins.len() + outs.len() <= table.len() {
-                &mut table[..1 + ins.len() + outs.len()]
-            } else {
-                big.resize(1 + ins.len() + outs.len(), 0);
-                &mut big
-            };
-            table[0] = consts.as_ptr() as usize;
-            for (t, p) in table[1..].iter_mut().zip(ins) {
-                *t = *p as usize;
-            }
-            for (t, p) in table[1 + ins.len()..].iter_mut().zip(outs) {
-                *t = *p as usize;
             }
             // SAFETY: the mapping holds a function of this signature (see `compile`).
             let f: unsafe extern "sysv64" fn(*const usize, usize, usize) =
@@ -789,12 +780,12 @@ mod tests {
         let mut outs: Vec<Vec<f32>> = plan.outputs.iter().map(|_| vec![7.0; n]).collect();
         let ins: Vec<*const f32> = inputs.iter().map(|v| v.as_ptr()).collect();
         let outp: Vec<*mut f32> = outs.iter_mut().map(|v| v.as_mut_ptr()).collect();
-        let consts = k.consts(scalars);
+        let (_consts, table) = k.table(scalars, &ins, &outp);
         // Two calls over a split range: the start offset is honoured.
         // SAFETY: every pointer is valid for n elements; outputs do not alias inputs.
         unsafe {
-            k.run(&consts, &ins, &outp, 0, n / 2 / LANES * LANES);
-            k.run(&consts, &ins, &outp, n / 2 / LANES * LANES, n);
+            k.run(&table, 0, n / 2 / LANES * LANES);
+            k.run(&table, n / 2 / LANES * LANES, n);
         }
         for (j, &o) in plan.outputs.iter().enumerate() {
             for i in 0..n {

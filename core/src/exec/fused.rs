@@ -968,25 +968,24 @@ impl Region {
         // f32 wherever a region has code), and the splat scalars' values.
         let generated = self.codegen.as_deref().filter(|_| T::DTYPE == DType::F32);
         let gen_table = generated.map(|g| {
-            let ins: Vec<SendPtr<f32>> = g
+            let ins: Vec<*const f32> = g
                 .inputs
                 .iter()
-                .map(|&k| SendPtr(in_send[k].0 .0 as *mut f32))
+                .map(|&k| in_send[k].0 .0 as *const f32)
                 .collect();
-            let outs: Vec<SendPtr<f32>> =
-                out_ptrs.iter().map(|p| SendPtr(p.0 as *mut f32)).collect();
+            let outs: Vec<*mut f32> = out_ptrs.iter().map(|p| p.0 as *mut f32).collect();
             // SAFETY: a splat source has at least one element (checked when it was built).
             let scalars: Vec<f32> = g
                 .scalars
                 .iter()
                 .map(|&k| unsafe { *(in_send[k].0 .0 as *const f32) })
                 .collect();
-            (g, g.kernel.consts(&scalars), ins, outs)
+            (g, g.kernel.table(&scalars, &ins, &outs))
         });
         // Chunks [k0, k1): through the generated kernel where there is one (a last chunk
         // whose length is not a whole number of vectors goes to the interpreter).
         let run_chunks = |scratch: &mut Vec<Vec<T>>, k0: usize, k1: usize| -> Result<()> {
-            let Some((g, consts, ins, outs)) = &gen_table else {
+            let Some((g, (_consts, table))) = &gen_table else {
                 return (k0..k1).try_for_each(|k| run_chunk(scratch, k));
             };
             let (start, _) = grid.chunk(n, k0);
@@ -996,12 +995,11 @@ impl Region {
             } else {
                 (last, Some(k1 - 1))
             };
-            let ins: Vec<*const f32> = ins.iter().map(|p| p.0 as *const f32).collect();
-            let outs: Vec<*mut f32> = outs.iter().map(|p| p.0).collect();
-            // SAFETY: inputs and outputs hold `n` elements, chunks [k0, k1) are this
-            // task's alone, and an output that took over an input reads it position for
-            // position (the kernel loads a vector's inputs before storing its outputs).
-            unsafe { g.kernel.run(consts, &ins, &outs, start, end) };
+            // SAFETY: the table's constants live in `gen_table`; inputs and outputs hold
+            // `n` elements, chunks [k0, k1) are this task's alone, and an output that took
+            // over an input reads it position for position (the kernel loads a vector's
+            // inputs before storing its outputs).
+            unsafe { g.kernel.run(table, start, end) };
             tail.map_or(Ok(()), |k| run_chunk(scratch, k))
         };
         if n >= PAR_THRESHOLD {
